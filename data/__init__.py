@@ -1,0 +1,1 @@
+"""Shipped classification and index data; installed as the package ``coder._data``."""
