@@ -1,0 +1,1 @@
+"""Benchmark helpers: messy-answer generator (:mod:`benchmarks.messy`) and survey-style test data."""
