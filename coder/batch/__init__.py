@@ -1,0 +1,1 @@
+"""Batch coding of files: streaming readers/writers, parallel runner, codebook, referral, Dask."""

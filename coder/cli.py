@@ -1,0 +1,149 @@
+"""The command line: a thin skin over the library.
+
+User mistakes (`CoderError`) become one line on stderr and exit code 2, never a traceback.
+Commands from other parts of the package (batch coding, the service, evaluation) register
+themselves here through `_register`, so each lives beside the code it drives.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import CoderError
+from .schemes import SCHEMES
+
+__all__ = ["main", "cli", "scheme_option", "handle_errors", "echo_err", "UserError"]
+
+scheme_option = click.option(
+    "--scheme", default="soc2000", show_default=True,
+    help=f"Classification to code to: {', '.join(SCHEMES)}.",
+)
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+class UserError(click.ClickException):
+    """A mistake in what the user asked for; exit code 2 like click's usage errors."""
+
+    exit_code = 2
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn `CoderError` (and unreadable files) into ``Error: ...`` and exit code 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CoderError as exc:
+            raise UserError(str(exc)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(str(exc)) from None
+
+    return wrapper
+
+
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="coder")
+def cli() -> None:
+    """Code free-text job titles to UK SOC2000 (and SOC90, SOC2010, SOC2020, ISCO-08)."""
+
+
+def _progress(quiet: bool) -> Callable[[str], None] | None:
+    return None if quiet else echo_err
+
+
+@cli.command()
+@click.argument("title")
+@click.option("--industry", default=None, help="Employer or industry, if known.")
+@click.option("-k", "--top-k", "k", default=5, show_default=True, type=click.IntRange(1, 50),
+              help="How many candidates to show.")
+@scheme_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@handle_errors
+def suggest(title: str, industry: str | None, k: int, scheme: str, as_json: bool) -> None:
+    """Show the top candidate codes for one TITLE."""
+    from .engine import Coder
+
+    coder = Coder.load(scheme, progress=echo_err)
+    result = coder.code(title, industry, k=k)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    head = f"{title!r}" + (f"  [industry: {industry}]" if industry else "")
+    reason = f" - {result.reason}" if result.reason else ""
+    click.echo(f"{head}\nstatus: {result.status}{reason}")
+    if not result.candidates:
+        return
+    rows = [(c.code, f"{c.confidence:.3f}", c.method, c.title, c.matched_entry) for c in result.candidates]
+    header = ("code", "conf", "method", f"{scheme} title", "matched index entry")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    widths[3] = min(widths[3], 48)
+    for row in [header, *rows]:
+        cells = [str(cell)[: widths[i]].ljust(widths[i]) for i, cell in enumerate(row)]
+        click.echo("  ".join(cells).rstrip())
+
+
+@cli.command()
+@click.option("--scheme", "schemes", multiple=True, default=("soc2000",), show_default=True,
+              help="Scheme(s) to build; repeat the option, or use 'all'.")
+@click.option("--model-dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write models (default: models/ in a checkout, else a user cache).")
+@click.option("--quiet", is_flag=True, help="No progress messages.")
+@handle_errors
+def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool) -> None:
+    """(Re)build model files from the shipped data, with a manifest beside each."""
+    from .model import build_model, model_files, save_model
+    from .schemes import load_scheme
+
+    names = SCHEMES if "all" in schemes else tuple(load_scheme(s).name for s in schemes)
+    for name in names:
+        model = build_model(name, progress=_progress(quiet))
+        path = save_model(model, model_dir)
+        cal = model.info["calibration"]
+        click.echo(
+            f"{name}: wrote {path} and {model_files(name, model_dir)[1].name} "
+            f"(calibration top-1 {cal['top1']:.3f}, auto threshold {cal['threshold']:.3f} "
+            f"covers {cal['auto_coverage']:.1%} at precision {cal['auto_precision'] or 0:.3f})"
+        )
+
+
+# Subcommands that live beside the code they drive; a missing optional module is skipped.
+_EXTENSIONS = ("coder.batch.commands", "coder.service.commands", "coder.evaluate_commands")
+
+
+def _register() -> None:
+    for name in _EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # that part of the package is not there (yet)
+            raise
+        for command in getattr(module, "COMMANDS", ()):
+            cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="coder")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP suggestion service (FastAPI) and its type-ahead page."""
