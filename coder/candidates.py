@@ -15,14 +15,17 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from rapidfuzz import fuzz, process
+from sklearn.preprocessing import normalize
 
 from .index import IndexEntry
 from .normalise import normalise
-from .stages import TopK
+from .schemes import load_scheme
+from .stages import TopK, top_k_dense
 from .stages.classifier import ClassifierStage
 from .stages.exact import ExactStage
 from .stages.fuzzy import FuzzyStage
 from .stages.tfidf import TfidfEncoder, TfidfStage
+from .stages.wordcode import WordCodeStage
 
 __all__ = ["CandidateGenerator", "FEATURES", "METHODS"]
 
@@ -34,7 +37,7 @@ FEATURES = (
     "cos", "fuzzy", "exact", "head", "ind", "pair", "n_pairs", "best_default", "best_qualified",
     "any_default_unqualified", "clf", "clf_rank", "prior", "rank_cos", "rank_pair", "gap_cos",
     "gap_pair", "gap_clf", "has_ctx", "n_tok", "q_exact", "q_vague", "q_exact_codes",
-    "q_max_cos", "q_clf_top", "vague_cos",
+    "q_max_cos", "q_clf_top", "vague_cos", "w_head", "w_mod", "w_ctx", "centroid", "clf_minor",
 )
 
 
@@ -118,12 +121,13 @@ class CandidateGenerator:
     """Fitted on index entries for one scheme; `generate` gives candidate rows for queries."""
 
     def __init__(self, scheme: str, *, k_tfidf: int = 10, k_fuzzy: int = 5, k_classifier: int = 10,
-                 fuzzy_gate: float = 0.9, classifier_jobs: int | None = None):
+                 fuzzy_gate: float = 0.9, classifier_jobs: int | None = None, chunk: int = 2048):
         self.scheme = scheme
         self.k_tfidf = k_tfidf
         self.k_fuzzy = k_fuzzy
         self.k_classifier = k_classifier
         self.fuzzy_gate = fuzzy_gate
+        self.chunk = chunk  # bounds the dense (queries x codes) arrays
         self.classifier_jobs = classifier_jobs
 
     # ------------------------------------------------------------------ fit
@@ -162,6 +166,21 @@ class CandidateGenerator:
         self.classifier_ = ClassifierStage(k=self.k_classifier, n_jobs=self.classifier_jobs).fit(
             [d for d, ok in zip(docs, codable) if ok], self.entry_code_[codable], encoder=self.encoder_
         )
+        self.wordcode_ = WordCodeStage().fit(
+            [t for t, ok in zip(entry_titles, codable) if ok],
+            [q for q, ok in zip(quals, codable) if ok], self.entry_code_[codable], len(self.codes_),
+        )
+        member = sp.csr_matrix(
+            (np.ones(codable.sum(), np.float32), (self.entry_code_[codable], np.flatnonzero(codable))),
+            shape=(len(self.codes_), len(entries)),
+        )
+        doc_vecs = self.encoder_.transform(docs)
+        self.centroids_t_ = normalize(member @ doc_vecs).T.tocsr().astype(np.float32)
+        scheme = load_scheme(self.scheme)
+        groups = np.array([scheme.level_code(c, "minor") for c in self.codes_])
+        _, self.code_group_ = np.unique(groups, return_inverse=True)
+        class_group = self.code_group_[self.classifier_.classes_]
+        self.class_group_onehot_ = np.eye(class_group.max() + 1, dtype=np.float32)[class_group]
         counts = np.bincount(self.entry_code_[codable], minlength=len(self.codes_))
         self.prior_ = np.log1p(counts).astype(np.float32)
         # The entry that stands for a code when only the classifier proposes it: prefer an
@@ -177,6 +196,21 @@ class CandidateGenerator:
     # ------------------------------------------------------------- generate
     def generate(self, titles: Sequence[str], contexts: Sequence[str]) -> Candidates:
         """Candidate rows for normalised ``titles`` with normalised industry ``contexts``."""
+        if len(titles) <= self.chunk:
+            return self._generate(list(titles), list(contexts))
+        parts = [self._generate(list(titles[i : i + self.chunk]), list(contexts[i : i + self.chunk]))
+                 for i in range(0, len(titles), self.chunk)]
+        offsets = np.cumsum([0] + [len(p.vague) for p in parts[:-1]])
+        return Candidates(
+            q=np.concatenate([p.q + off for p, off in zip(parts, offsets)]),
+            code=np.concatenate([p.code for p in parts]),
+            entry=np.concatenate([p.entry for p in parts]),
+            method=np.concatenate([p.method for p in parts]),
+            X=np.concatenate([p.X for p in parts]),
+            vague=np.concatenate([p.vague for p in parts]),
+        )
+
+    def _generate(self, titles: list[str], contexts: list[str]) -> Candidates:
         n = len(titles)
         has_ctx = np.array([bool(c) for c in contexts], dtype=bool)
         q_title = self.encoder_.transform(titles)
@@ -262,7 +296,8 @@ class CandidateGenerator:
         best_exact = t_exact[t_src][best] > 0
         best_method = np.where(best_exact, 0, np.where(t_fuzzy[t_src][best] > t_cos[t_src][best], 1, 2))
 
-        clf = self.classifier_.query_vectors(q_full)
+        clf_all = self.classifier_.scores(q_full)  # queries x classes
+        clf = top_k_dense(clf_all, self.k_classifier, min_score=-1.0)
         kc = clf.idx.shape[1]
         c_ok = clf.idx.ravel() >= 0
         clf_code = self.classifier_.classes_[np.maximum(clf.idx.ravel(), 0)]
@@ -308,5 +343,13 @@ class CandidateGenerator:
         feats["q_max_cos"] = max_cos
         feats["q_clf_top"] = clf.score[:, 0][qs]
         feats["vague_cos"] = vague_cos[qs]
+        w_head, w_mod, w_ctx = self.wordcode_.scores(titles, contexts)
+        feats["w_head"] = w_head[qs, codes]
+        feats["w_mod"] = w_mod[qs, codes]
+        feats["w_ctx"] = w_ctx[qs, codes]
+        feats["centroid"] = (q_full @ self.centroids_t_).toarray()[qs, codes]
+        # Share of the classifier's belief that falls in this code's minor group.
+        mass = clf_all @ self.class_group_onehot_
+        feats["clf_minor"] = mass[qs, self.code_group_[codes]] / np.maximum(mass.sum(axis=1), 1e-9)[qs]
         X = np.column_stack([feats[f] for f in FEATURES]).astype(np.float32) if m else np.zeros((0, len(FEATURES)), np.float32)
         return Candidates(q=qs, code=codes, entry=entry, method=method, X=X, vague=q_vague)

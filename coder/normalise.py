@@ -135,6 +135,7 @@ def _abbreviations() -> dict[tuple[str, ...], tuple[str, ...]]:
             or len(key) != 1 or len(key[0]) < 2 or key[0] in _ONS_SKIP
             or any(ch.isdigit() for ch in abbr) or meaning.lower().startswith(("grade", "(in"))
             or key in table
+            or key == tuple(_raw_tokens(meaning))  # "&" -> "and" is already done by _raw_tokens
         ):
             continue
         table[key] = tuple(_raw_tokens(meaning))

@@ -60,7 +60,7 @@ class Ranker:
         Passed to `HistGradientBoostingClassifier`.
     """
 
-    def __init__(self, *, max_iter: int = 300, learning_rate: float = 0.08, max_leaf_nodes: int = 31,
+    def __init__(self, *, max_iter: int = 200, learning_rate: float = 0.1, max_leaf_nodes: int = 15,
                  random_state: int = 0):
         self.max_iter = max_iter
         self.learning_rate = learning_rate

@@ -50,11 +50,10 @@ class ClassifierStage:
     def query(self, docs: Sequence[str]) -> TopK:
         return self.query_vectors(self.encoder_.transform(docs))
 
-    def query_vectors(self, X: sp.csr_matrix, chunk: int = 4096) -> TopK:
-        out = TopK.empty(X.shape[0], self.k)
-        for start in range(0, X.shape[0], chunk):
-            margins = (X[start : start + chunk] @ self.coef_).toarray() + self.intercept_
-            top = top_k_dense(1.0 / (1.0 + np.exp(-2.0 * margins)), self.k, min_score=-1.0)
-            out.idx[start : start + top.idx.shape[0]] = top.idx
-            out.score[start : start + top.idx.shape[0]] = top.score
-        return out
+    def query_vectors(self, X: sp.csr_matrix) -> TopK:
+        return top_k_dense(self.scores(X), self.k, min_score=-1.0)
+
+    def scores(self, X: sp.csr_matrix) -> np.ndarray:
+        """Squashed margins for every class: a dense (queries x classes) array."""
+        margins = (X @ self.coef_).toarray() + self.intercept_
+        return (1.0 / (1.0 + np.exp(-2.0 * margins))).astype(np.float32)

@@ -1,0 +1,139 @@
+"""The Coder API: statuses, reasons, order and dedupe, industry context (small model), and
+golden titles with the real model."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coder import MISSING_CODE, Candidate, Coder, Result
+
+
+@pytest.mark.parametrize(
+    "title, reason",
+    [
+        (None, "missing value"),
+        (float("nan"), "missing value"),
+        (pd.NA, "missing value"),
+        ("", "empty title"),
+        ("   ", "empty title"),
+        ("12345", "no letters in the title"),
+        ("x" * 1001, "title longer than 1,000 characters"),
+        ("\x00\x01\x02abc\x03\x04", "not text (control or binary characters)"),
+        ("part time", "no occupation words"),
+        ("(NHS)", "only bracketed text"),
+        ("don't know", "not a job title"),
+        ("N/A", "not a job title"),
+    ],
+)
+def test_uncodable_inputs_get_a_reason_and_the_missing_code(small_coder: Coder, title, reason):
+    r = small_coder.code(title)
+    assert r.status == "uncodable" and r.reason == reason
+    assert r.code == MISSING_CODE == "-9" and r.confidence == 0.0 and r.title == ""
+
+
+def test_result_shape(small_coder: Coder):
+    r = small_coder.code("staff nurse", k=3)
+    assert isinstance(r, Result) and r.scheme == "soc2000"
+    assert 1 <= len(r.candidates) <= 3
+    assert all(isinstance(c, Candidate) for c in r.candidates)
+    confs = [c.confidence for c in r.candidates]
+    assert confs == sorted(confs, reverse=True)
+    assert all(0.0 <= c <= 1.0 for c in confs)
+    assert len({c.code for c in r.candidates}) == len(r.candidates)
+    best = r.candidates[0]
+    assert best.method in {"exact", "fuzzy", "tfidf", "classifier"} and best.matched_entry
+    assert r.to_dict()["code"] == r.code
+    assert r.status in {"auto", "refer"}
+
+
+def test_code_many_keeps_order_and_length(small_coder: Coder):
+    titles = ["nurse", None, "bus driver", "nurse", "", "NURSE", float("nan"), "teacher"]
+    results = small_coder.code_many(titles)
+    assert len(results) == len(titles)
+    assert [r.text for r in results] == ["nurse", "", "bus driver", "nurse", "", "NURSE", "", "teacher"]
+    assert results[0].candidates == results[3].candidates == results[5].candidates
+    assert [r.status == "uncodable" for r in results] == [False, True, False, False, True, False, True, False]
+
+
+def test_code_many_accepts_series_and_arrays(small_coder: Coder):
+    s = pd.Series(["nurse", "bus driver"], index=[10, 20])
+    industries = np.array(["hospital", None], dtype=object)
+    results = small_coder.code_many(s, industries)
+    assert [r.text for r in results] == ["nurse", "bus driver"]
+    assert results[0].industry == "hospital" and results[1].industry is None
+    with pytest.raises(ValueError, match="industries"):
+        small_coder.code_many(["a", "b"], ["x"])
+    with pytest.raises(ValueError, match="k must be"):
+        small_coder.code("nurse", k=0)
+
+
+def test_threshold_decides_auto_versus_refer(small_model_dir):
+    strict = Coder.load("soc2000", model_dir=small_model_dir, build=False, threshold=1.01)
+    lax = Coder.load("soc2000", model_dir=small_model_dir, build=False, threshold=0.0)
+    assert strict.code("bus driver").status == "refer"
+    assert lax.code("bus driver").status == "auto"
+    assert "confidence below" in strict.code("bus driver").reason
+
+
+def test_repeated_calls_are_cached_and_identical(small_coder: Coder):
+    a = small_coder.code("warehouse operative")
+    b = small_coder.code("Warehouse Operative.")
+    assert a.candidates == b.candidates and a.normalised == b.normalised
+
+
+# ---------------------------------------------------------------- the real model
+GOLDEN = [
+    ("snr software dev", None, "2132"),
+    ("NURSE (NHS)", None, "3211"),
+    ("self employed plumber", None, "5314"),
+    ("HGV driver", None, "8211"),
+    ("primary school teacher", None, "2315"),
+    ("teaching asst", None, "6124"),
+    ("accounts clerk", None, "4122"),
+    ("postman", None, "9211"),
+    ("hairdresser", None, "6221"),
+    ("electrician", None, "5241"),
+    ("police officer", None, "3312"),
+    ("care assistant", None, "6115"),
+    ("receptionist", None, "4216"),
+    ("chef", None, "5434"),
+    ("bus driver", None, "8213"),
+    ("manager", "bank", "1151"),
+    ("manager", "hotel", "1221"),
+]
+
+
+@pytest.mark.parametrize("title, industry, code", GOLDEN)
+def test_golden_titles(coder: Coder, title, industry, code):
+    r = coder.code(title, industry)
+    assert r.code == code, (r.code, r.title, r.candidates[:3])
+    assert r.status == "auto"
+
+
+@pytest.mark.parametrize("title", ["manager", "engineer", "teacher", "director", "foreman"])
+def test_vague_titles_are_referred_with_likely_codes(coder: Coder, title):
+    r = coder.code(title)
+    assert r.status == "refer"
+    assert len(r.candidates) >= 2
+
+
+def test_industry_changes_the_answer(coder: Coder):
+    salon = coder.code("manager", "nail salon")
+    bank = coder.code("manager", "bank")
+    assert salon.code != bank.code
+    assert salon.code in {"1233", "1239"}
+
+
+def test_survey_answers_accuracy(coder: Coder):
+    """Hand-checked survey-style answers: most clear ones right, vague ones not auto-coded."""
+    df = pd.read_csv("benchmarks/survey_answers.csv", dtype=str, keep_default_na=False)
+    results = coder.code_many(df["answer"], df["industry"].replace("", None))
+    gold = df["soc2000"].to_numpy()
+    clear = gold != ""
+    top1 = np.mean([r.code == g for r, g in zip(np.array(results)[clear], gold[clear])])
+    assert top1 >= 0.7, top1
+    vague = df["note"].str.startswith("vague").to_numpy()
+    assert all(r.status != "auto" for r in np.array(results)[vague])
+    assert not math.isnan(top1)
