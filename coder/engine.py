@@ -162,8 +162,8 @@ class Coder:
         titles = [t for t, _ in keys]
         contexts = [c for _, c in keys]
         cands = gen.generate(titles, contexts)
-        conf = self.model.ranker.confidence(cands.X, cands.q)
-        order = np.lexsort((-conf, cands.q))
+        raw, conf = self.model.ranker.score(cands.X, cands.q)
+        order = np.lexsort((-raw, cands.q))
         q = cands.q[order]
         codes = gen.codes_[cands.code[order]]
         entries = cands.entry[order]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
+from threadpoolctl import threadpool_limits
 
 __all__ = ["Ranker", "choose_threshold"]
 
@@ -48,7 +49,7 @@ class _Forest:
             go_left = X[rows, self.feature[node]] <= self.threshold[node]
             node = np.where(leaf, node, np.where(go_left, self.left[node], self.right[node]))
         raw = self.baseline + self.value[node].sum(axis=1)
-        return 1.0 / (1.0 + np.exp(-raw))
+        return 1.0 / (1.0 + np.exp(-np.clip(raw, -50.0, 50.0)))
 
 
 class Ranker:
@@ -81,7 +82,10 @@ class Ranker:
     def _proba(self, X: np.ndarray) -> np.ndarray:
         if len(X) <= _SMALL_BATCH:
             return self.forest_.predict_proba(np.asarray(X, np.float64))
-        return self.model_.predict_proba(X)[:, 1]
+        # One OpenMP thread: batch callers parallelise with processes, and oversubscribed
+        # OpenMP threads were 3x slower than one when both cores were busy.
+        with threadpool_limits(1, user_api="openmp"):
+            return self.model_.predict_proba(X)[:, 1]
 
     def raw_scores(self, X: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Model probability per row, scaled down where a query's rows claim more than 1 in all
@@ -99,12 +103,17 @@ class Ranker:
         )
         return self
 
+    def score(self, X: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(raw score, calibrated probability) per row. Rank by the raw score: calibration is
+        a step function and would tie codes the ranker tells apart."""
+        raw = self.raw_scores(X, q)
+        if self.calibrator_ is None or len(raw) == 0:
+            return raw, raw
+        return raw, self.calibrator_.predict(raw).astype(np.float32)
+
     def confidence(self, X: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Calibrated probability that each row's code is right."""
-        scores = self.raw_scores(X, q)
-        if self.calibrator_ is None or len(scores) == 0:
-            return scores
-        return self.calibrator_.predict(scores).astype(np.float32)
+        return self.score(X, q)[1]
 
 
 def choose_threshold(confidence: np.ndarray, correct: np.ndarray, *, precision: float = 0.95) -> float:

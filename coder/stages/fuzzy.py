@@ -37,7 +37,9 @@ class FuzzyStage:
             # uint8 keeps a chunk at 2048 x 22k = 45 MB; never the whole queries x index matrix.
             scores = process.cdist(
                 block, self.titles_, scorer=fuzz.token_sort_ratio, dtype=np.uint8,
-                score_cutoff=self.score_cutoff, workers=self.workers,
+                score_cutoff=self.score_cutoff,
+                # Starting threads costs more than scoring a handful of queries.
+                workers=self.workers if len(block) > 16 else 1,
             )
             # Scores under the cutoff are 0, so the matrix is mostly empty: rank it as sparse.
             top = top_k_sparse(sp.csr_matrix(scores), self.k)

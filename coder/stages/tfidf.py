@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,44 +46,59 @@ class TfidfEncoder:
         return self
 
     def transform(self, docs: Sequence[str]) -> sp.csr_matrix:
-        docs = list(docs)
-        if not hasattr(self, "_analyzers"):
-            self._analyzers = (self.char_.build_analyzer(), self.word_.build_analyzer())
-        char, word = self._analyzers
-        stacked = sp.hstack(
-            [_tfidf(self.char_, char, docs) * self.char_weight,
-             _tfidf(self.word_, word, docs) * self.word_weight],
-            format="csr",
+        """L2-normalised rows of [char TF-IDF * char_weight, word TF-IDF * word_weight].
+
+        Equal to stacking the two vectorisers' ``transform`` outputs, but built in one pass
+        without sklearn's per-call validation, which costs more than the work itself for the
+        single titles a type-ahead user sends.
+        """
+        parts = self._parts()
+        indptr, indices, values = [0], [], []
+        for doc in docs:
+            for analyzer, vocab, idf, offset, weight, sublinear in parts:
+                counts: dict[int, int] = {}
+                for gram in analyzer(doc):
+                    j = vocab.get(gram)
+                    if j is not None:
+                        counts[j] = counts.get(j, 0) + 1
+                if not counts:
+                    continue
+                keys = sorted(counts)
+                vals = [((math.log(counts[j]) + 1.0) if sublinear else counts[j]) * idf[j] for j in keys]
+                scale = weight / math.sqrt(sum(v * v for v in vals))
+                indices.extend(j + offset for j in keys)
+                values.extend(v * scale for v in vals)
+            indptr.append(len(indices))
+        data = np.asarray(values, np.float64)
+        ptr = np.asarray(indptr, np.int64)
+        if len(data):
+            lengths = np.diff(ptr)
+            rows = np.repeat(np.arange(len(lengths)), lengths)
+            data /= np.sqrt(np.bincount(rows, weights=data * data, minlength=len(lengths)))[rows]
+        return sp.csr_matrix(
+            (data.astype(np.float32), np.asarray(indices, np.int32), ptr.astype(np.int32)),
+            shape=(len(indptr) - 1, self.n_features_),
         )
-        return normalize(stacked).astype(np.float32)
+
+    def _parts(self) -> list[tuple]:
+        if not hasattr(self, "_cache"):
+            n_char = len(self.char_.vocabulary_)
+            self._cache = [
+                (self.char_.build_analyzer(), self.char_.vocabulary_, self.char_.idf_.tolist(), 0,
+                 self.char_weight, self.char_.sublinear_tf),
+                (self.word_.build_analyzer(), self.word_.vocabulary_, self.word_.idf_.tolist(), n_char,
+                 self.word_weight, self.word_.sublinear_tf),
+            ]
+        return self._cache
+
+    @property
+    def n_features_(self) -> int:
+        return len(self.char_.vocabulary_) + len(self.word_.vocabulary_)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.pop("_analyzers", None)  # rebuilt on first use; no need to pickle closures
+        state.pop("_cache", None)  # rebuilt on first use; no need to pickle closures
         return state
-
-
-def _tfidf(vectorizer: TfidfVectorizer, analyzer, docs: list[str]) -> sp.csr_matrix:
-    """`vectorizer.transform(docs)` without sklearn's per-call validation (~1 ms, the bulk of
-    the time for one title), using only its public fitted attributes."""
-    vocab = vectorizer.vocabulary_
-    indptr, indices, values = [0], [], []
-    for doc in docs:
-        counts: dict[int, int] = {}
-        for gram in analyzer(doc):
-            j = vocab.get(gram)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
-        indices.extend(counts)
-        values.extend(counts.values())
-        indptr.append(len(indices))
-    X = sp.csr_matrix((np.asarray(values, np.float64), np.asarray(indices, np.int32), indptr),
-                      shape=(len(docs), len(vocab)))
-    X.sort_indices()
-    if vectorizer.sublinear_tf:
-        X.data = np.log(X.data) + 1.0
-    X.data *= vectorizer.idf_[X.indices]
-    return normalize(X)
 
 
 class TfidfStage:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
 __all__ = ["WordCodeStage"]
 
@@ -33,21 +32,21 @@ class WordCodeStage:
     def __init__(self, *, alpha: float = 2.0):
         self.alpha = alpha
 
-    def _table(self, docs: Sequence[list[str]], codes: np.ndarray) -> tuple[dict, sp.csr_matrix, np.ndarray]:
-        """(vocabulary, sparse part of P(code | word), weight of the prior per word)."""
+    def _table(self, docs: Sequence[list[str]], codes: np.ndarray) -> tuple[dict, np.ndarray]:
+        """(vocabulary, dense P(code | word) table: words x codes)."""
         vocab: dict[str, int] = {}
         rows, cols = [], []
         for words, code in zip(docs, codes):
             for w in set(words):
                 rows.append(vocab.setdefault(w, len(vocab)))
                 cols.append(code)
-        counts = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                               shape=(len(vocab), self.n_codes_))
-        totals = np.asarray(counts.sum(axis=1)).ravel()
-        # P(code | word) = (n(w, c) + alpha * P(c)) / (n(w) + alpha), kept as a sparse part and a
-        # per-word prior weight so the table stays sparse; `_lookup` adds the prior back.
-        table = sp.csr_matrix(sp.diags(1.0 / (totals + self.alpha)) @ counts, dtype=np.float32)
-        return vocab, table, (self.alpha / (totals + self.alpha)).astype(np.float32)
+        counts = np.zeros((len(vocab), self.n_codes_), np.float32)
+        np.add.at(counts, (rows, cols), 1.0)
+        totals = counts.sum(axis=1, keepdims=True)
+        # Dense, because a type-ahead user sends one title at a time: a row gather beats any
+        # sparse product there. ~20k words x 353 codes is tens of MB at most.
+        table = (counts + self.alpha * self.prior_) / (totals + self.alpha)
+        return vocab, table.astype(np.float32)
 
     def fit(self, titles: Sequence[str], quals: Sequence[str], codes: Sequence[int], n_codes: int) -> "WordCodeStage":
         """``titles``/``quals`` normalised; ``codes`` integer code indices (0..n_codes-1)."""
@@ -56,33 +55,25 @@ class WordCodeStage:
         prior = np.bincount(codes, minlength=n_codes).astype(np.float64) + 1.0
         self.prior_ = (prior / prior.sum()).astype(np.float32)
         heads, mods = zip(*(_split(t) for t in titles)) if len(titles) else ((), ())
-        self.head_vocab_, self.head_, self.head_rest_ = self._table([[h] for h in heads], codes)
-        self.mod_vocab_, self.mod_, self.mod_rest_ = self._table(list(mods), codes)
-        self.ctx_vocab_, self.ctx_, self.ctx_rest_ = self._table([q.split() for q in quals], codes)
+        self.head_vocab_, self.head_ = self._table([[h] for h in heads], codes)
+        self.mod_vocab_, self.mod_ = self._table(list(mods), codes)
+        self.ctx_vocab_, self.ctx_ = self._table([q.split() for q in quals], codes)
         return self
 
-    def _lookup(self, docs: Sequence[list[str]], vocab: dict, table: sp.csr_matrix,
-                rest: np.ndarray) -> np.ndarray:
+    def _lookup(self, docs: Sequence[list[str]], vocab: dict, table: np.ndarray) -> np.ndarray:
         """Mean P(code | word) over each doc's known words (0 where none is known)."""
-        rows, cols = [], []
+        out = np.zeros((len(docs), self.n_codes_), np.float32)
         for i, words in enumerate(docs):
-            for w in set(words):
-                j = vocab.get(w)
-                if j is not None:
-                    rows.append(i)
-                    cols.append(j)
-        n = len(docs)
-        incidence = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(vocab)))
-        known = np.asarray(incidence.sum(axis=1)).ravel()
-        out = (incidence @ table).toarray() + np.outer(incidence @ rest, self.prior_)
-        out /= np.maximum(known, 1.0)[:, None]
-        return out.astype(np.float32)
+            ids = [j for j in {vocab.get(w) for w in words} if j is not None]
+            if ids:
+                out[i] = table[ids].mean(axis=0)
+        return out
 
     def scores(self, titles: Sequence[str], contexts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(head, modifier, context) association matrices, each queries x codes."""
         heads, mods = zip(*(_split(t) for t in titles)) if len(titles) else ((), ())
         return (
-            self._lookup([[h] for h in heads], self.head_vocab_, self.head_, self.head_rest_),
-            self._lookup(list(mods), self.mod_vocab_, self.mod_, self.mod_rest_),
-            self._lookup([c.split() for c in contexts], self.ctx_vocab_, self.ctx_, self.ctx_rest_),
+            self._lookup([[h] for h in heads], self.head_vocab_, self.head_),
+            self._lookup(list(mods), self.mod_vocab_, self.mod_),
+            self._lookup([c.split() for c in contexts], self.ctx_vocab_, self.ctx_),
         )
