@@ -100,3 +100,14 @@ def test_wordcode_weighs_head_modifier_and_context():
     assert mod[1].argmax() == 2 and ctx[0].argmax() == 1
     assert not head[2].any() and not mod[0].any() and not ctx[1].any()
     assert np.allclose(head[:2].sum(axis=1), 1.0)
+
+
+def test_tfidf_encoder_equals_stacked_sklearn_vectorisers():
+    from sklearn.preprocessing import normalize
+
+    docs = ["", *TITLES, "", "", "unseen qqq", "nurse nurse nurse staff", ""]
+    enc = TfidfEncoder(char_weight=0.7).fit(TITLES)
+    expected = normalize(sp.hstack([enc.char_.transform(docs) * 0.7, enc.word_.transform(docs)]).tocsr())
+    got = enc.transform(docs)
+    assert got.shape == expected.shape
+    assert abs(got - expected).max() < 1e-6
