@@ -30,6 +30,7 @@ from .stages.wordcode import WordCodeStage
 
 __all__ = ["CandidateGenerator", "FEATURES", "METHODS"]
 
+HIT_INDUSTRY = 0.8  # context-to-qualifier cosine that counts as "the same qualifier"
 DEFAULT_FLAGS = {"": 0, "O": 1, "I": 2, "A": 3, "Q": 4, "QS": 5, "M": 6}
 METHODS = ("exact", "fuzzy", "tfidf", "classifier")
 
@@ -39,7 +40,7 @@ FEATURES = (
     "any_default_unqualified", "clf", "clf_rank", "prior", "rank_cos", "rank_pair", "gap_cos",
     "gap_pair", "gap_clf", "has_ctx", "n_tok", "q_exact", "q_vague", "q_exact_codes",
     "q_max_cos", "q_clf_top", "vague_cos", "w_head", "w_mod", "w_ctx", "centroid", "clf_minor",
-    "vote", "nb",
+    "vote", "nb", "hit", "q_hit",
 )
 
 
@@ -100,7 +101,8 @@ class Candidates:
     """Candidate rows for a batch, sorted by query: row i proposes ``code[i]`` (an index into
     the generator's codes) for query ``q[i]``, explained by index entry ``entry[i]`` found by
     ``METHODS[method[i]]``; ``X`` holds the FEATURES. ``vague[q]`` flags queries whose exact
-    title the index calls not codable on its own."""
+    title the index calls not codable on its own; ``hit[q]`` queries that are an index entry
+    (calibrated separately: the index's own answer is far more reliable than a neighbour's)."""
 
     q: np.ndarray
     code: np.ndarray
@@ -108,6 +110,7 @@ class Candidates:
     method: np.ndarray
     X: np.ndarray
     vague: np.ndarray
+    hit: np.ndarray
 
     def frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (for training and inspection)."""
@@ -215,6 +218,7 @@ class CandidateGenerator:
             method=np.concatenate([p.method for p in parts]),
             X=np.concatenate([p.X for p in parts]),
             vague=np.concatenate([p.vague for p in parts]),
+            hit=np.concatenate([p.hit for p in parts]),
         )
 
     def _generate(self, titles: list[str], contexts: list[str]) -> Candidates:
@@ -273,6 +277,11 @@ class CandidateGenerator:
         vague_cos = np.zeros(n, np.float32)
         is_vague = e_code < 0
         np.maximum.at(vague_cos, eq[is_vague], t_cos[pair_of][is_vague])
+        # The query *is* an index entry: its exact title, and either an entry without
+        # qualifiers or one whose qualifiers the query's context repeats.
+        e_hit = (t_exact[pair_of] > 0) & (~e_qual | (e_ind >= HIT_INDUSTRY)) & (e_code >= 0)
+        q_hit = np.zeros(n, bool)
+        q_hit[eq[e_hit]] = True
         q_vague = np.zeros(n, bool)
         has_exact = exact_title >= 0
         q_vague[has_exact] = self.title_vague_[exact_title[has_exact]]
@@ -305,6 +314,7 @@ class CandidateGenerator:
             "best_default": e_default[best].astype(np.float32),
             "best_qualified": e_qual[best].astype(np.float32),
             "any_default_unqualified": gmax(((e_default > 0) & ~e_qual).astype(np.float32)),
+            "hit": gmax(e_hit.astype(np.float32)),
         }
         best_exact = t_exact[t_src][best] > 0
         best_method = np.where(best_exact, 0, np.where(t_fuzzy[t_src][best] > t_cos[t_src][best], 1, 2))
@@ -352,6 +362,7 @@ class CandidateGenerator:
         feats["n_tok"] = n_tok[qs]
         feats["q_exact"] = has_exact[qs].astype(np.float32)
         feats["q_vague"] = q_vague[qs].astype(np.float32)
+        feats["q_hit"] = q_hit[qs].astype(np.float32)
         feats["q_exact_codes"] = exact_codes[qs]
         feats["q_max_cos"] = max_cos
         feats["q_clf_top"] = clf.score[:, 0][qs]
@@ -371,4 +382,4 @@ class CandidateGenerator:
         # entries: top-1 and top-5 unchanged).
         keep = (feats["clf_rank"] <= self.keep_top) | (feats["rank_pair"] <= self.keep_top)
         return Candidates(q=qs[keep], code=codes[keep], entry=entry[keep], method=method[keep],
-                          X=X[keep], vague=q_vague)
+                          X=X[keep], vague=q_vague, hit=q_hit)

@@ -133,13 +133,16 @@ def _queries(entries: Sequence[IndexEntry], scheme: str = "soc2000", mix: QueryM
 
 def training_frame(
     scheme: str, entries: Sequence[IndexEntry], *, folds: int = 4, seed: int = 0,
-    mix: QueryMix = QueryMix(), n_jobs: int | None = None,
+    mix: QueryMix = QueryMix(), seen_share: float = 0.3, n_jobs: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """Candidate rows for every codable entry, each coded by stages that never saw it.
+    """Candidate rows for every codable entry, each coded by stages that never saw it, plus
+    ``seen_share`` as many entries the stages did see.
 
-    Adds columns ``fold`` and ``label``. Queries are varied by ``mix`` so the ranker and the
-    calibration see the kind of input surveys send.
+    The unseen queries teach the ranker titles the index lacks; the seen ones teach it the most
+    common case in real surveys, a title the index holds (held-out entries never are).
+    Adds columns ``fold``, ``seen`` and ``label``. Queries are varied by ``mix`` so the ranker
+    and the calibration see the kind of input surveys send.
     """
     rng = np.random.default_rng(seed)
     codable = np.flatnonzero([e.code(scheme) is not None for e in entries])
@@ -151,15 +154,19 @@ def training_frame(
         t0 = time.perf_counter()
         held = np.flatnonzero(fold_of == k)
         kept = [e for e, f in zip(entries, fold_of) if f != k]
+        known = np.flatnonzero((fold_of >= 0) & (fold_of != k))
+        seen = rng.choice(known, size=min(len(known), int(seen_share * len(held))), replace=False)
+        queries = np.concatenate([held, seen])
         gen = CandidateGenerator(scheme, classifier_jobs=n_jobs).fit(kept)
-        titles, contexts = _queries([entries[i] for i in held], scheme, mix, seed=seed + k, pool=kept)
+        titles, contexts = _queries([entries[i] for i in queries], scheme, mix, seed=seed + k, pool=kept)
         frame = gen.generate(titles, contexts).frame()
-        truth = np.array([entries[i].code(scheme) for i in held])
+        truth = np.array([entries[i].code(scheme) for i in queries])
+        frame["seen"] = frame["q"].to_numpy() >= len(held)
         frame["code"] = gen.codes_[frame["code"].to_numpy()]  # fold-local index -> code string
         frame["label"] = frame["code"].to_numpy() == truth[frame["q"].to_numpy()]
         frame["q"] += offset
         frame["fold"] = k
-        offset += len(held)
+        offset += len(queries)
         frames.append(frame)
         if progress:
             progress(f"fold {k + 1}/{folds}: {len(held)} queries in {time.perf_counter() - t0:.0f}s")
@@ -215,12 +222,25 @@ def build_model(
         out_of_fold[held] = Ranker().fit(X[~held], labels[~held]).raw_scores(X[held], q[held])
     if progress:
         progress(f"ranker {folds + 1}/{folds + 1}")
-    ranker = Ranker().fit(X, labels).calibrate(out_of_fold, labels)
-    top = _top1(frame, out_of_fold, ranker.calibrator_.predict(out_of_fold))
-    n_queries = int(sum(e.code(scheme) is not None for e in entries))  # unreached truths count as wrong
-    threshold = choose_threshold(top["confidence"].to_numpy(), top["label"].to_numpy(),
+    ranker = Ranker(group_feature=FEATURES.index("q_hit")).fit(X, labels)
+    ranker.calibrate(out_of_fold, labels, X)
+    top = _top1(frame, out_of_fold, ranker.calibrated(out_of_fold, X))
+    unseen = top[~top["seen"]]
+    n_unseen = int(sum(e.code(scheme) is not None for e in entries))  # unreached truths count as wrong
+    # The threshold is chosen on titles the index does not hold: the conservative case.
+    threshold = choose_threshold(unseen["confidence"].to_numpy(), unseen["label"].to_numpy(),
                                  precision=precision)
-    auto = top["confidence"].to_numpy() >= threshold
+
+    def summary(rows: pd.DataFrame, n: int) -> dict:
+        auto = rows["confidence"].to_numpy() >= threshold
+        return {
+            "queries": n,
+            "top1": float(rows["label"].sum() / max(n, 1)),
+            "auto_coverage": float(auto.sum() / max(n, 1)),
+            "auto_precision": float(rows["label"].to_numpy()[auto].mean()) if auto.any() else None,
+        }
+
+    seen_rows = top[top["seen"]]
     if progress:
         progress("fitting the shipped stages on every entry")
     generator = CandidateGenerator(scheme, classifier_jobs=n_jobs).fit(entries)
@@ -231,14 +251,13 @@ def build_model(
         "index_problems": problems[:50],
         "folds": folds,
         "seed": seed,
+        # Out-of-fold: every codable entry coded by stages and a ranker that never saw it
+        # ("unseen"), and a sample of entries coded by stages that did ("seen").
         "calibration": {
-            # Out-of-fold: every codable entry coded by stages and a ranker that never saw it.
-            "queries": n_queries,
-            "top1": float(top["label"].sum() / max(n_queries, 1)),
+            **summary(unseen, n_unseen),
             "threshold": threshold,
             "target_precision": precision,
-            "auto_coverage": float(auto.sum() / max(n_queries, 1)),
-            "auto_precision": float(top["label"].to_numpy()[auto].mean()) if auto.any() else None,
+            "seen": summary(seen_rows, int(frame.loc[frame["seen"], "q"].nunique())),
         },
         "build_seconds": round(time.perf_counter() - started, 1),
     }

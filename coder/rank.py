@@ -59,11 +59,15 @@ class Ranker:
     ----------
     max_iter, learning_rate, max_leaf_nodes
         Passed to `HistGradientBoostingClassifier`.
+    group_feature
+        Column of X (0/1) whose groups get calibrated separately: the same score can mean a
+        different chance of being right in each.
     """
 
     def __init__(self, *, max_iter: int = 200, learning_rate: float = 0.1, max_leaf_nodes: int = 15,
-                 random_state: int = 0):
+                 group_feature: int | None = None, random_state: int = 0):
         self.max_iter = max_iter
+        self.group_feature = group_feature
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.random_state = random_state
@@ -76,7 +80,7 @@ class Ranker:
             early_stopping=False,
         ).fit(np.asarray(X, np.float32), np.asarray(labels, bool))
         self.forest_ = _Forest(self.model_)
-        self.calibrator_: IsotonicRegression | None = None
+        self.calibrators_: dict[int, IsotonicRegression] = {}
         return self
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
@@ -96,20 +100,44 @@ class Ranker:
         total = np.bincount(q, weights=p)[q]
         return (p / np.maximum(total, 1.0)).astype(np.float32)
 
-    def calibrate(self, scores: np.ndarray, labels: np.ndarray) -> "Ranker":
-        """Fit the score -> probability map on rows the ranker was not trained on."""
-        self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
-            scores, np.asarray(labels, np.float32)
-        )
+    def _groups(self, X: np.ndarray) -> np.ndarray:
+        if self.group_feature is None or len(X) == 0:
+            return np.zeros(len(X), np.int64)
+        return np.asarray(X)[:, self.group_feature].astype(np.int64)
+
+    def calibrate(self, scores: np.ndarray, labels: np.ndarray, X: np.ndarray | None = None,
+                  *, min_rows: int = 200) -> "Ranker":
+        """Fit score -> probability maps (one per group of ``X``'s group column, plus a pooled
+        one for groups too small to fit) on rows the ranker was not trained on."""
+        labels = np.asarray(labels, np.float32)
+        groups = self._groups(X) if X is not None else np.zeros(len(scores), np.int64)
+
+        def fit(mask: np.ndarray) -> IsotonicRegression:
+            return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+                scores[mask], labels[mask])
+
+        self.calibrators_ = {-1: fit(np.ones(len(scores), bool))}
+        for g in np.unique(groups):
+            if (groups == g).sum() >= min_rows:
+                self.calibrators_[int(g)] = fit(groups == g)
         return self
+
+    def calibrated(self, raw: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Probabilities for raw scores of rows ``X``."""
+        if not self.calibrators_ or len(raw) == 0:
+            return raw
+        groups = self._groups(X)
+        out = np.empty(len(raw), np.float32)
+        for g in np.unique(groups):
+            mask = groups == g
+            out[mask] = self.calibrators_.get(int(g), self.calibrators_[-1]).predict(raw[mask])
+        return out
 
     def score(self, X: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(raw score, calibrated probability) per row. Rank by the raw score: calibration is
         a step function and would tie codes the ranker tells apart."""
         raw = self.raw_scores(X, q)
-        if self.calibrator_ is None or len(raw) == 0:
-            return raw, raw
-        return raw, self.calibrator_.predict(raw).astype(np.float32)
+        return raw, self.calibrated(raw, X)
 
     def confidence(self, X: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Calibrated probability that each row's code is right."""

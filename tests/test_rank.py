@@ -49,3 +49,21 @@ def test_choose_threshold():
     # Ties are all in or all out: at 0.8 the auto set is 4 right of 5.
     t = choose_threshold(conf, right, precision=0.85)
     assert right[conf >= t].mean() >= 0.85
+
+
+def test_groups_are_calibrated_separately():
+    # The same score means 90% right in group 1 and 30% right in group 0.
+    rng = np.random.default_rng(1)
+    n = 4000
+    group = (np.arange(n) % 2).astype(np.float32)
+    X = np.column_stack([np.full(n, 0.5, np.float32), group])
+    labels = np.where(group == 1, rng.random(n) < 0.9, rng.random(n) < 0.3)
+    ranker = Ranker(max_iter=5, group_feature=1).fit(X, labels)
+    scores = np.full(n, 0.5, np.float32)
+    ranker.calibrate(scores, labels, X)
+    conf = ranker.calibrated(scores, X)
+    assert conf[group == 1].mean() == pytest.approx(0.9, abs=0.03)
+    assert conf[group == 0].mean() == pytest.approx(0.3, abs=0.03)
+    # A group too small to fit falls back to the pooled calibration.
+    pooled = Ranker(max_iter=5, group_feature=1).fit(X, labels).calibrate(scores, labels, X, min_rows=10**6)
+    assert pooled.calibrated(scores[:4], X[:4]) == pytest.approx([0.6] * 4, abs=0.03)
