@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from rapidfuzz import fuzz, process
-from sklearn.naive_bayes import ComplementNB
 from sklearn.preprocessing import normalize
 
 from .index import IndexEntry
@@ -40,7 +39,7 @@ FEATURES = (
     "any_default_unqualified", "clf", "clf_rank", "prior", "rank_cos", "rank_pair", "gap_cos",
     "gap_pair", "gap_clf", "has_ctx", "n_tok", "q_exact", "q_vague", "q_exact_codes",
     "q_max_cos", "q_clf_top", "vague_cos", "w_head", "w_mod", "w_ctx", "centroid", "clf_minor",
-    "vote", "nb", "hit", "q_hit",
+    "vote", "hit", "q_hit",
 )
 
 
@@ -144,7 +143,9 @@ class CandidateGenerator:
         codes = [e.code(self.scheme) for e in entries]
         self.codes_ = np.array(sorted({c for c in codes if c}))
         code_pos = {c: i for i, c in enumerate(self.codes_)}
-        self.entries_ = list(entries)
+        # How each entry is quoted to users. A NumPy string array, not the IndexEntry objects:
+        # 30k small objects made loading the model 1 s slower.
+        self.entry_text_ = np.array([e.describe() for e in entries], dtype=str)
         self.entry_code_ = np.array([code_pos[c] if c else -1 for c in codes], np.int32)
         self.entry_default_ = np.array([DEFAULT_FLAGS.get(e.default, 0) for e in entries], np.int8)
         self.entry_qualified_ = np.array([bool(q) for q in quals])
@@ -186,9 +187,6 @@ class CandidateGenerator:
         scheme = load_scheme(self.scheme)
         groups = np.array([scheme.level_code(c, "minor") for c in self.codes_])
         _, self.code_group_ = np.unique(groups, return_inverse=True)
-        # A second, differently biased text model: the ranker gains from disagreement.
-        self.nb_ = ComplementNB(alpha=0.3).fit(doc_vecs[codable], self.entry_code_[codable])
-        self.nb_code_ = np.searchsorted(self.nb_.classes_, np.arange(len(self.codes_)))
         class_group = self.code_group_[self.classifier_.classes_]
         self.class_group_onehot_ = np.eye(class_group.max() + 1, dtype=np.float32)[class_group]
         counts = np.bincount(self.entry_code_[codable], minlength=len(self.codes_))
@@ -372,7 +370,6 @@ class CandidateGenerator:
         feats["w_mod"] = w_mod[qs, codes]
         feats["w_ctx"] = w_ctx[qs, codes]
         feats["centroid"] = (q_full @ self.centroids_t_).toarray()[qs, codes]
-        feats["nb"] = self.nb_.predict_proba(q_full)[qs, self.nb_code_[codes]] if n else np.zeros(0)
         # Share of the classifier's belief that falls in this code's minor group.
         mass = clf_all @ self.class_group_onehot_
         feats["clf_minor"] = mass[qs, self.code_group_[codes]] / np.maximum(mass.sum(axis=1), 1e-9)[qs]

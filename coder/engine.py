@@ -180,7 +180,7 @@ class Coder:
                     title=self.scheme.title(str(codes[j])) or "",
                     confidence=round(float(conf[j]), 4),
                     method=str(methods[j]),
-                    matched_entry=gen.entries_[entries[j]].describe(),
+                    matched_entry=str(gen.entry_text_[entries[j]]),
                 )
                 for j in range(lo, hi)
             )

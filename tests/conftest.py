@@ -21,9 +21,9 @@ def coder() -> Coder:
 
 @pytest.fixture(scope="session")
 def small_model_dir(tmp_path_factory: pytest.TempPathFactory):
-    """A directory holding a small soc2000 model (every 5th index entry, 2 folds)."""
+    """A directory holding a small soc2000 model (every 10th index entry, 2 folds)."""
     entries, _ = load_index()
-    subset = entries[::5]
+    subset = entries[::10]
     directory = tmp_path_factory.mktemp("models")
     save_model(build_model("soc2000", entries=subset, folds=2), directory)
     return directory
