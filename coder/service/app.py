@@ -1,0 +1,475 @@
+"""The HTTP API and the type-ahead page: `create_app` builds a FastAPI application.
+
+Concurrency
+-----------
+`Coder` keeps an unsynchronised result cache, so the engine must never run in two threads at
+once. By default (``executor="thread"``) every engine call runs on one dedicated worker
+thread, in arrival order: the engine is serialised, while the event loop stays free to accept
+connections, parse requests and write responses during the (milliseconds-long) coding, and
+`/health` answers even while a large batch is being coded. ``executor="inline"`` instead
+calls the engine on the event-loop thread (no thread hop; the loop is blocked while it codes).
+`benchmarks/service_bench.py` measures both (benchmarks/results/service.md): uncached
+suggestions cost the same either way (the engine dominates), with slightly better throughput
+and tails for the thread executor at 50 clients; a cached suggestion costs ~0.1 ms less CPU
+inline. The thread executor is the default because it keeps the loop responsive while the
+engine works, which matters once a batch or a slow query is in progress. Batches
+(``POST /code``) are coded in chunks of `BATCH_CHUNK` titles, so suggestions interleave with
+a large batch. Models load and build in background threads (see `registry`), never on the
+event loop.
+
+Errors
+------
+Every error is JSON ``{"error": kind, "detail": sentence[, "errors": [...]]}``, never a bare
+500: 400 malformed JSON, 404 unknown route/scheme/code, 405 wrong method, 413 body over
+`MAX_BODY_BYTES`, 415 a body that is not JSON, 422 invalid parameters (empty or over-long
+text, k outside 1..20, unknown scheme, too many items), 503 a scheme whose model is not
+loaded yet (with ``Retry-After`` while it is being built).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import partial
+from http import HTTPStatus
+from importlib import resources
+from os import PathLike
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..engine import Coder
+from ..errors import UnknownSchemeError
+from ..results import STATUSES
+from ..schemes import load_scheme
+from .registry import ModelUnavailable, Registry
+from .schemas import (
+    MAX_ITEMS,
+    MAX_K,
+    MAX_TEXT_CHARS,
+    CodeInfo,
+    CodeRequest,
+    CodeResponse,
+    Coding,
+    ErrorOut,
+    HealthOut,
+    SchemesOut,
+    coding_json,
+)
+
+__all__ = ["create_app", "MAX_BODY_BYTES", "BATCH_CHUNK"]
+
+log = logging.getLogger("coder.service")
+T = TypeVar("T")
+
+# 1,000 items of 200-character titles and industries is ~0.5 MB of JSON; 2 MiB leaves room
+# for escaped non-ASCII text while keeping a hostile body from filling memory.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+BATCH_CHUNK = 200  # titles per engine call in POST /code (~0.1-0.3 s on the full model)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text} for status, text in {
+        422: "Invalid parameters (empty or over-long text, k out of range, unknown scheme).",
+        503: "The scheme's model is not loaded (not built, or being built: see Retry-After).",
+    }.items()
+}
+
+
+class ApiError(Exception):
+    """An error response with a kind and a one-sentence detail."""
+
+    def __init__(self, status: int, kind: str, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.kind, self.detail, self.headers = status, kind, detail, headers
+
+
+def _error(status: int, kind: str, detail: str, errors: list | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": kind, "detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit:,} bytes; send at most {MAX_ITEMS:,} "
+                              "items per request, in several requests if need be")
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` (by Content-Length, or as they stream in).
+
+    Raises an HTTPException from ``receive`` so FastAPI's handler turns it into JSON; a body
+    read outside FastAPI's request handling gets the same JSON from here.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        try:
+            too_big = declared is not None and int(declared) > self.max_bytes
+        except ValueError:
+            too_big = False  # the server rejects a malformed Content-Length itself
+        started = False
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            if too_big:
+                raise _BodyTooLarge(self.max_bytes)
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, watch)
+        except _BodyTooLarge as exc:
+            if started:
+                raise
+            await _error(413, "payload_too_large", str(exc.detail))(scope, receive, send)
+
+
+def _page() -> tuple[str, str]:
+    """The page's HTML and a Content-Security-Policy allowing only its own inline code."""
+    html = (resources.files(__package__) / "static" / "index.html").read_text(encoding="utf-8")
+
+    def hashes(tag: str) -> str:
+        blocks = re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", html, flags=re.S)
+        return " ".join(
+            f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
+
+    csp = (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+           "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+           "frame-ancestors 'none'")
+    return html, csp
+
+
+def _swagger_assets() -> Path | None:
+    """Folder of a local Swagger UI 5 (package swagger-ui-bundle-v2), if installed.
+
+    Without it /docs falls back to FastAPI's default page, which loads Swagger UI from a CDN.
+    Swagger UI 4 cannot render FastAPI's OpenAPI 3.1 document, so it is not used.
+    """
+    try:
+        from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    path = Path(str(swagger_ui_path))
+    major = re.search(r"swagger-ui-(\d+)", path.name)
+    if not (path / "swagger-ui-bundle.js").is_file() or not major or int(major.group(1)) < 5:
+        return None
+    return path
+
+
+class _Engine:
+    """Where engine calls run: inline on the event loop, or on one dedicated thread."""
+
+    def __init__(self, mode: Literal["inline", "thread"]) -> None:
+        if mode not in ("inline", "thread"):
+            raise ValueError(f"executor must be 'inline' or 'thread', not {mode!r}")
+        self.mode = mode
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.mode == "inline":
+            return fn(*args, **kwargs)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coder-engine")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def create_app(
+    coder_or_model_dir: Coder | Sequence[Coder] | str | PathLike | None = None,
+    *,
+    scheme: str = "soc2000",
+    preload: Iterable[str] = (),
+    model_dir: str | PathLike | None = None,
+    build: bool = True,
+    build_missing: bool = False,
+    executor: Literal["inline", "thread"] = "thread",
+    max_body_bytes: int = MAX_BODY_BYTES,
+    progress: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """Build the FastAPI application.
+
+    Parameters
+    ----------
+    coder_or_model_dir : Coder, sequence of Coder, path or None
+        Loaded coder(s) to serve (the first one's scheme is the default), or the directory to
+        load models from at start-up (None: the usual model directory).
+    scheme : str
+        Default scheme when a directory is given; loaded at start-up (built first if missing
+        or stale, unless ``build`` is False).
+    preload : iterable of str
+        More schemes to load (and build if need be) at start-up.
+    model_dir : path, optional
+        Where to look for other schemes' models when coders are given (default: the usual
+        model directory).
+    build_missing : bool
+        Build a scheme that is not built on its first request, in the background (requests
+        get 503 with Retry-After until it is ready). Off: such requests get 503 naming the
+        ``coder build`` command.
+    executor : {"inline", "thread"}
+        Where engine calls run; see the module docstring.
+    max_body_bytes : int
+        Larger request bodies get 413.
+    progress : callable, optional
+        Receives progress messages while models load or build at start-up.
+
+    Examples
+    --------
+    >>> from fastapi.testclient import TestClient          # doctest: +SKIP
+    >>> with TestClient(create_app(Coder.load())) as client:  # doctest: +SKIP
+    ...     client.get("/suggest", params={"q": "nurse"}).json()["code"]
+    '3211'
+    """
+    given: list[Coder] = []
+    if isinstance(coder_or_model_dir, Coder):
+        given = [coder_or_model_dir]
+    elif isinstance(coder_or_model_dir, Sequence) and not isinstance(coder_or_model_dir, str):
+        given = list(coder_or_model_dir)
+        if not given:
+            raise ValueError("create_app needs at least one Coder, or a model directory")
+    else:
+        model_dir = coder_or_model_dir if coder_or_model_dir is not None else model_dir
+    registry = Registry(given[0].scheme_name if given else scheme, model_dir=model_dir,
+                        build_missing=build_missing)
+    for coder in given:
+        registry.add(coder)
+    startup = [registry.default, *(load_scheme(s).name for s in preload)]
+    engine = _Engine(executor)
+    majors: dict[str, dict[str, dict | None]] = {}  # per scheme: code -> major group JSON
+    started = time.time()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await registry.preload(startup, build=build, progress=progress)
+        try:
+            yield
+        finally:
+            engine.close()
+
+    app = FastAPI(
+        title="coder",
+        version=__version__,
+        summary="Code free-text job titles to UK SOC2000 (and SOC90, SOC2010, SOC2020, ISCO-08).",
+        description=(
+            "Ranked, calibrated candidate codes for job titles. `GET /suggest` codes one title "
+            "(for type-ahead), `POST /code` up to 1,000. Each result has a status: `auto` (safe to "
+            "code automatically), `refer` (a person should choose) or `uncodable`, with a reason. "
+            "Errors are JSON `{error, detail}`. The page at `/` is a type-ahead coder."
+        ),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.registry = registry
+    app.state.engine = engine
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    # ------------------------------------------------------------ errors
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.kind, exc.detail, headers=exc.headers)
+
+    @app.exception_handler(ModelUnavailable)
+    async def unavailable(request: Request, exc: ModelUnavailable) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return _error(503, "model_unavailable", str(exc), headers=headers)
+
+    @app.exception_handler(UnknownSchemeError)
+    async def unknown_scheme(request: Request, exc: UnknownSchemeError) -> JSONResponse:
+        return _error(422, "unknown_scheme", str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 413:
+            return _error(413, "payload_too_large", str(exc.detail))
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            return _error(400, "malformed_json", "request body is not valid JSON text (UTF-8 expected)")
+        try:
+            phrase = HTTPStatus(exc.status_code).phrase
+        except ValueError:
+            phrase = "error"
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such endpoint: {request.url.path}; see /docs"
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}; see /docs"
+        return _error(exc.status_code, re.sub(r"\W+", "_", phrase.lower()).strip("_"), detail,
+                      headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = exc.errors()
+        if request.method == "POST":
+            ctype = request.headers.get("content-type", "")
+            if not re.match(r"application/([\w.+-]*\+)?json\b", ctype.strip().lower()):
+                return _error(415, "unsupported_media_type",
+                              f"send the body as JSON with Content-Type: application/json "
+                              f"(got {ctype or 'no Content-Type'})")
+        for problem in problems:
+            if problem.get("type") == "json_invalid":
+                why = (problem.get("ctx") or {}).get("error", "invalid JSON")
+                return _error(400, "malformed_json", f"request body is not valid JSON: {why} "
+                                                     f"(at character {problem['loc'][-1]})")
+        errors = [{"loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
+                   "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in problems]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"][1:] or first["loc"])
+        return _error(422, "invalid_request", f"{where}: {first['msg']}" if where else first["msg"],
+                      errors=errors)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "internal_error", "internal server error; the server log has details")
+
+    # ------------------------------------------------------------ API
+    def _coding(result: Any, coder: Coder) -> dict:
+        return coding_json(result, coder.scheme, majors.setdefault(coder.scheme_name, {}))
+
+    @app.get("/suggest", response_model=Coding, responses=_ERRORS, tags=["coding"],
+             summary="Suggest codes for one title")
+    async def suggest(
+        q: Annotated[str, Query(min_length=1, max_length=MAX_TEXT_CHARS,
+                                description="The job title as typed.", examples=["snr software dev"])],
+        industry: Annotated[str | None, Query(max_length=MAX_TEXT_CHARS,
+                                              description="Employer or industry, if known.")] = None,
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many candidates.")] = 5,
+        scheme: Annotated[str | None, Query(description="Classification (default: the "
+                                                        "service's default, soc2000).")] = None,
+    ) -> JSONResponse:
+        """Code one job title: candidates best first, with a status and reason."""
+        if not q.strip():
+            raise ApiError(422, "invalid_request", "q: must contain some text, not only spaces")
+        coder = await registry.get(scheme)
+        result = await engine.run(coder.code, q, industry if industry and industry.strip() else None, k=k)
+        return JSONResponse(_coding(result, coder))
+
+    @app.post("/code", response_model=CodeResponse, tags=["coding"], summary="Code many titles",
+              responses={
+        400: {"model": ErrorOut, "description": "Malformed JSON."},
+        413: {"model": ErrorOut, "description": f"Body over {max_body_bytes:,} bytes."},
+        415: {"model": ErrorOut, "description": "Body is not JSON."}, **_ERRORS})
+    async def code(body: CodeRequest) -> JSONResponse:
+        """Code up to 1,000 titles (with optional industries); results in input order.
+
+        Blank or null titles are not errors: they come back `uncodable` with a reason.
+        """
+        coder = await registry.get(body.scheme)
+        titles = [item.title for item in body.items]
+        industries = [item.industry for item in body.items]
+        results = []
+        for start in range(0, len(titles), BATCH_CHUNK):
+            stop = start + BATCH_CHUNK
+            results += await engine.run(coder.code_many, titles[start:stop], industries[start:stop], k=body.k)
+            if stop < len(titles) and engine.mode == "inline":
+                await asyncio.sleep(0)  # let waiting suggestions in between chunks
+        summary = dict.fromkeys(STATUSES, 0)
+        for result in results:
+            summary[result.status] += 1
+        return JSONResponse({"scheme": coder.scheme_name, "k": body.k, "count": len(results),
+                             "summary": summary, "results": [_coding(r, coder) for r in results]})
+
+    @app.get("/schemes", response_model=SchemesOut, tags=["classifications"],
+             summary="Classifications and their models")
+    async def schemes() -> dict:
+        """Every classification, and whether its model is loaded, built, or being built."""
+        return {"default": registry.default, "schemes": await registry.describe()}
+
+    @app.get("/codes/{scheme}/{code}", response_model=CodeInfo, tags=["classifications"],
+             summary="Title and hierarchy of a code",
+             responses={404: {"model": ErrorOut, "description": "Unknown scheme or code."}})
+    async def code_info(scheme: str, code: str) -> dict:
+        """Title and hierarchy (major group down) of a code at any level."""
+        try:
+            sch = load_scheme(scheme)
+        except UnknownSchemeError as exc:
+            raise ApiError(404, "unknown_scheme", str(exc)) from None
+        title = sch.title(code)
+        if code in sch.units:
+            groups, level = sch.hierarchy(code), "unit"
+        elif title is None:
+            raise ApiError(404, "unknown_code", f"{sch.name} has no code {code!r}; "
+                                                f"see /codes/{sch.name}/<code> for unit or group codes")
+        else:
+            groups, level = [], ""
+            for lvl in sch.levels:  # a group code: walk down until its own level
+                try:
+                    prefix = sch.level_code(code, lvl)
+                except ValueError:
+                    break
+                groups.append({"code": prefix, "title": sch.title(prefix) or "", "level": lvl})
+                if prefix == code:
+                    level = lvl
+                    break
+        hierarchy = [g if isinstance(g, dict) else {"code": g.code, "title": g.title, "level": g.level}
+                     for g in groups]
+        return {"scheme": sch.name, "code": code, "title": title or "", "level": level or "group",
+                "is_unit": code in sch.units, "hierarchy": hierarchy}
+
+    @app.get("/health", response_model=HealthOut, tags=["service"], summary="Liveness")
+    async def health() -> dict:
+        """Liveness: answers once the default model is loaded."""
+        return {"status": "ok", "version": __version__, "default_scheme": registry.default,
+                "loaded": registry.loaded, "uptime_seconds": round(time.time() - started, 1)}
+
+    # ------------------------------------------------------------ page and docs
+    page, csp = _page()
+    page_headers = {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page, headers=page_headers)
+
+    assets = _swagger_assets()
+    if assets is not None:
+        from starlette.staticfiles import StaticFiles
+
+        app.mount("/docs/assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        local = {} if assets is None else {
+            "swagger_js_url": f"{root}/docs/assets/swagger-ui-bundle.js",
+            "swagger_css_url": f"{root}/docs/assets/swagger-ui.css",
+            "swagger_favicon_url": f"{root}/docs/assets/favicon-32x32.png",
+        }
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title="coder API", **local)
+
+    return app
