@@ -1,0 +1,531 @@
+"""Measure a coder against titles whose true codes are known.
+
+The pipeline is ``predict`` (code the titles) -> ``score`` (a JSON-ready report) ->
+``write_report`` (``metrics.json``, ``predictions.csv`` and two PNG plots). Every metric is
+also a small function of arrays, so other harnesses (``benchmarks/``) can reuse them.
+
+Conventions
+-----------
+* A row whose gold code is empty or ``-9`` has no true code: it is reported apart (how many
+  were sent to refer/uncodable) and never counted as right or wrong.
+* Accuracy denominators are all rows with a gold code, including titles the coder called
+  uncodable (those are wrong). Top-5 means "the gold code is among the first five candidates".
+  At a higher level (minor, sub-major, major group) a row is right when the candidate's group
+  contains the gold code.
+* Coverage of ``status="auto"`` is auto-coded rows / rows with a gold code; precision is the
+  share of auto-coded rows whose code is right.
+* The precision-coverage curve lowers the threshold through every observed top-1 confidence.
+  A title can be auto-coded at some threshold only if the coder would auto-code it at
+  threshold 0 ("eligible"): vague titles are referred whatever their confidence.
+* Expected calibration error (ECE) uses the top-1 confidence of every gold-coded row that
+  has a candidate, in ``bins`` equal-width bins over [0, 1] (the last bin includes 1.0):
+  ``ECE = sum_b n_b / N * |accuracy_b - mean confidence_b|``. 10 bins is the usual choice;
+  with the few thousand rows of a dev set, more bins leave the upper bins thin.
+
+matplotlib is imported only when a plot is drawn (``pip install 'coder[eval]'``), through
+its object-oriented API, so the caller's pyplot backend is never changed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import CoderError, InputError
+from .schemes import MISSING_CODE, Scheme, load_scheme
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import Coder
+
+__all__ = [
+    "predict", "score", "evaluate_frame", "read_gold", "require_columns", "write_report", "format_report",
+    "accuracy_by_level", "expected_calibration_error", "reliability_bins", "precision_coverage",
+    "threshold_for_precision", "confusions", "plot_reliability", "plot_precision_coverage",
+    "DEFAULT_BINS", "TARGET_PRECISION",
+]
+
+DEFAULT_BINS = 10
+TARGET_PRECISION = 0.92
+_LEVEL_ORDER = ("unit", "minor", "sub_major", "major")
+
+
+# ---------------------------------------------------------------------------- predictions
+def predict(coder: "Coder", titles: Iterable, industries: Iterable | None = None, *,
+            k: int = 5) -> pd.DataFrame:
+    """Code ``titles`` and return one row per title for `score`.
+
+    Columns: ``status``, ``code`` (best code, ``-9`` when uncodable), ``confidence`` (top-1),
+    ``candidates`` (tuple of codes, best first), ``eligible`` (auto-coded at threshold 0, i.e.
+    not held back as vague), ``reason``.
+    """
+    from .engine import Coder
+
+    titles = list(titles.tolist() if hasattr(titles, "tolist") else titles)
+    industries = None if industries is None else list(
+        industries.tolist() if hasattr(industries, "tolist") else industries)
+    results = coder.code_many(titles, industries, k=k)
+    # A second coder on the same model with threshold 0 tells which titles only the threshold
+    # held back (the engine refers vague titles whatever their confidence).
+    probe = Coder(coder.model, threshold=0.0).code_many(titles, industries, k=k)
+    return pd.DataFrame({
+        "status": [r.status for r in results],
+        "code": [r.code for r in results],
+        "confidence": np.array([r.confidence for r in results], dtype=float),
+        "candidates": [tuple(c.code for c in r.candidates) if r.status != "uncodable" else ()
+                       for r in results],
+        "eligible": np.array([p.status == "auto" for p in probe], dtype=bool),
+        "reason": [r.reason for r in results],
+    })
+
+
+# --------------------------------------------------------------------------- small metrics
+def _level_of(scheme: Scheme, level: str):
+    cache: dict[str, str | None] = {}
+
+    def get(code: str) -> str | None:
+        if code not in cache:
+            try:
+                cache[code] = scheme.level_code(code, level) if code and code != MISSING_CODE else None
+            except ValueError:
+                cache[code] = None
+        return cache[code]
+
+    return get
+
+
+def accuracy_by_level(gold: Sequence[str], candidates: Sequence[Sequence[str]], scheme: Scheme | str, *,
+                      k: int = 5) -> dict[str, dict[str, float]]:
+    """Top-1 and top-``k`` accuracy at every level of ``scheme`` (unit first).
+
+    ``candidates[i]`` are row i's codes, best first (empty when uncodable: wrong at every level).
+    """
+    scheme = load_scheme(scheme) if isinstance(scheme, str) else scheme
+    n = len(gold)
+    out: dict[str, dict[str, float]] = {}
+    for level in (lv for lv in _LEVEL_ORDER if lv in scheme.levels):
+        get = _level_of(scheme, level)
+        top1 = topk = 0
+        for g, cands in zip(gold, candidates):
+            want = get(g)
+            if want is None:
+                continue
+            groups = [get(c) for c in list(cands)[:k]]
+            top1 += bool(groups) and groups[0] == want
+            topk += want in groups
+        out[level] = {"top1": top1 / n if n else float("nan"), f"top{k}": topk / n if n else float("nan")}
+    return out
+
+
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, *, bins: int = DEFAULT_BINS) -> list[dict]:
+    """Equal-width bins over [0, 1]: count, mean confidence and accuracy of each (None if empty)."""
+    confidence = np.clip(np.asarray(confidence, dtype=float), 0.0, 1.0)
+    correct = np.asarray(correct, dtype=float)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        mask = which == b
+        n = int(mask.sum())
+        out.append({
+            "lo": b / bins, "hi": (b + 1) / bins, "n": n,
+            "mean_confidence": float(confidence[mask].mean()) if n else None,
+            "accuracy": float(correct[mask].mean()) if n else None,
+        })
+    return out
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, *,
+                               bins: int = DEFAULT_BINS) -> float:
+    """ECE: the count-weighted mean gap between accuracy and mean confidence per bin.
+
+    Examples
+    --------
+    >>> expected_calibration_error([0.9, 0.9, 0.2, 0.2], [1, 0, 0, 0], bins=10)
+    0.3
+    """
+    table = reliability_bins(confidence, correct, bins=bins)
+    total = sum(b["n"] for b in table)
+    if not total:
+        return float("nan")
+    return round(sum(b["n"] * abs(b["accuracy"] - b["mean_confidence"]) for b in table if b["n"]) / total, 12)
+
+
+def precision_coverage(confidence: np.ndarray, correct: np.ndarray, eligible: np.ndarray | None = None,
+                       *, total: int | None = None) -> pd.DataFrame:
+    """Precision and coverage of auto-coding ``{eligible and confidence >= t}`` for every observed t.
+
+    ``total`` is the coverage denominator (default: all rows). Rows come highest threshold first.
+    """
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=float)
+    eligible = np.ones(len(confidence), bool) if eligible is None else np.asarray(eligible, bool)
+    total = len(confidence) if total is None else total
+    conf, ok = confidence[eligible], correct[eligible]
+    if len(conf) == 0:
+        return pd.DataFrame({"threshold": [], "n_auto": [], "coverage": [], "precision": []})
+    levels, inverse = np.unique(conf, return_inverse=True)
+    hits = np.bincount(inverse, weights=ok, minlength=len(levels))[::-1].cumsum()
+    counts = np.bincount(inverse, minlength=len(levels))[::-1].cumsum()
+    return pd.DataFrame({
+        "threshold": levels[::-1],
+        "n_auto": counts,
+        "coverage": counts / max(total, 1),
+        "precision": hits / counts,
+    })
+
+
+def threshold_for_precision(curve: pd.DataFrame, target: float = TARGET_PRECISION) -> dict[str, Any]:
+    """Lowest threshold whose auto-coded set reaches ``target`` precision (the rule the build
+    uses to pick its threshold), with the coverage it gives. ``threshold`` is None when no
+    threshold reaches it."""
+    ok = curve[curve["precision"] >= target - 1e-12]
+    if ok.empty:
+        return {"target_precision": target, "threshold": None, "coverage": 0.0, "precision": None, "n_auto": 0}
+    row = ok.iloc[-1]
+    return {"target_precision": target, "threshold": float(row["threshold"]), "coverage": float(row["coverage"]),
+            "precision": float(row["precision"]), "n_auto": int(row["n_auto"])}
+
+
+def confusions(gold: Sequence[str], predicted: Sequence[str], scheme: Scheme | str, *,
+               titles: Sequence[str] | None = None, top: int = 15, examples: int = 3) -> list[dict]:
+    """Most frequent (true -> predicted) unit-group errors with code titles, counts and example
+    inputs. Rows predicted uncodable (``-9``) are not confusions."""
+    scheme = load_scheme(scheme) if isinstance(scheme, str) else scheme
+    frame = pd.DataFrame({"true": list(gold), "predicted": list(predicted),
+                          "text": list(titles) if titles is not None else [""] * len(gold)})
+    wrong = frame[(frame["true"] != frame["predicted"]) & (frame["predicted"] != MISSING_CODE)
+                  & (frame["true"] != "") & (frame["true"] != MISSING_CODE)]
+    if wrong.empty:
+        return []
+    grouped = (wrong.groupby(["true", "predicted"], sort=False)["text"]
+               .agg(count="size", examples=lambda s: list(dict.fromkeys(s))[:examples])
+               .reset_index()
+               .sort_values(["count", "true", "predicted"], ascending=[False, True, True], kind="stable")
+               .head(top))
+    return [{"true": r.true, "true_title": scheme.title(r.true) or "",
+             "predicted": r.predicted, "predicted_title": scheme.title(r.predicted) or "",
+             "count": int(r.count), "examples": [str(x) for x in r.examples]}
+            for r in grouped.itertuples(index=False)]
+
+
+# -------------------------------------------------------------------------------- report
+def _clean_gold(values: Iterable) -> list[str]:
+    out = []
+    for v in values:
+        s = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip()
+        out.append("" if s == MISSING_CODE else s)
+    return out
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else obj
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _nan_to_none(obj.item())
+    return obj
+
+
+def _shares(statuses: pd.Series) -> dict[str, float]:
+    n = len(statuses)
+    return {s: (float((statuses == s).sum()) / n if n else 0.0) for s in ("auto", "refer", "uncodable")}
+
+
+def score(frame: pd.DataFrame, scheme: Scheme | str, *, threshold: float | None = None, k: int = 5,
+          bins: int = DEFAULT_BINS, target_precision: float = TARGET_PRECISION, top_confusions: int = 15,
+          groups: Mapping[str, Sequence[bool]] | None = None, title_column: str = "title") -> dict[str, Any]:
+    """JSON-ready metrics for coded rows with known answers.
+
+    Parameters
+    ----------
+    frame
+        Columns ``gold`` (true code; empty or -9 = none), ``candidates`` (codes best first),
+        ``confidence`` (top-1), ``status``; optional ``eligible`` (default: not uncodable) and
+        ``title_column`` (used for confusion examples). `predict` returns the coder's columns.
+    threshold
+        The auto threshold the statuses were made with (reported only).
+    groups
+        Optional named boolean masks over the rows (e.g. "title unseen in training"): each
+        gets its own accuracy and auto figures under ``"groups"``.
+    """
+    scheme = load_scheme(scheme) if isinstance(scheme, str) else scheme
+    missing = [c for c in ("gold", "candidates", "confidence", "status") if c not in frame.columns]
+    if missing:
+        raise InputError(f"score() needs columns {missing}; build the frame with predict()")
+    frame = frame.reset_index(drop=True)
+    gold = pd.Series(_clean_gold(frame["gold"]))
+    has_gold = (gold != "").to_numpy()
+    status = frame["status"].astype(str)
+    eligible = (frame["eligible"].to_numpy(bool) if "eligible" in frame.columns
+                else (status != "uncodable").to_numpy())
+    cands = [tuple(c) if isinstance(c, (tuple, list)) else () for c in frame["candidates"]]
+    pred = np.array([c[0] if c and s != "uncodable" else MISSING_CODE for c, s in zip(cands, status)],
+                    dtype=object)
+    correct = pred == gold.to_numpy(dtype=object)
+    conf = frame["confidence"].to_numpy(float)
+    texts = frame[title_column].astype(str).tolist() if title_column in frame.columns else None
+
+    def block(mask: np.ndarray) -> dict[str, Any]:
+        n = int(mask.sum())
+        st = status[mask]
+        auto = (st == "auto").to_numpy()
+        ok = correct[mask]
+        return {
+            "rows": n,
+            "accuracy": accuracy_by_level(gold[mask].tolist(), [cands[i] for i in np.flatnonzero(mask)],
+                                          scheme, k=k),
+            "status": _shares(st),
+            "auto": {"n": int(auto.sum()), "coverage": auto.sum() / n if n else float("nan"),
+                     "precision": float(ok[auto].mean()) if auto.any() else None},
+        }
+
+    scored = block(has_gold)
+    curve = precision_coverage(conf[has_gold], correct[has_gold], eligible[has_gold], total=int(has_gold.sum()))
+    with_cand = has_gold & np.array([bool(c) for c in cands])
+    report: dict[str, Any] = {
+        "scheme": scheme.name,
+        "rows": len(frame),
+        "rows_with_gold": int(has_gold.sum()),
+        "k": k,
+        "threshold": threshold,
+        **{key: scored[key] for key in ("accuracy", "status", "auto")},
+        "target": threshold_for_precision(curve, target_precision),
+        "calibration": {
+            "bins": bins,
+            "rows": int(with_cand.sum()),
+            "ece": expected_calibration_error(conf[with_cand], correct[with_cand], bins=bins),
+            "brier": float(np.mean((conf[with_cand] - correct[with_cand]) ** 2)) if with_cand.any() else None,
+            "mean_confidence": float(conf[with_cand].mean()) if with_cand.any() else None,
+            "top1": float(correct[with_cand].mean()) if with_cand.any() else None,
+            "reliability": reliability_bins(conf[with_cand], correct[with_cand], bins=bins),
+        },
+        "precision_coverage": curve.to_dict("records"),
+        "confusions": confusions(gold[has_gold].tolist(), pred[has_gold].tolist(), scheme,
+                                 titles=[texts[i] for i in np.flatnonzero(has_gold)] if texts else None,
+                                 top=top_confusions),
+        "gold_not_in_scheme": int(sum(g not in scheme for g in gold[has_gold])),
+    }
+    no_gold = ~has_gold
+    st = status[no_gold]
+    auto_rows = np.flatnonzero(no_gold & (status == "auto").to_numpy())
+    report["no_gold"] = {
+        "rows": int(no_gold.sum()),
+        "status": _shares(st),
+        "not_auto": float((st != "auto").mean()) if len(st) else None,
+        "auto_examples": [{"text": texts[i] if texts else "", "code": str(pred[i]), "confidence": float(conf[i])}
+                          for i in auto_rows[:10]],
+    }
+    if groups:
+        report["groups"] = {}
+        for name, mask in groups.items():
+            mask = np.asarray(mask, bool)
+            if len(mask) != len(frame):
+                raise ValueError(f"group {name!r} has {len(mask)} flags for {len(frame)} rows")
+            report["groups"][name] = block(mask & has_gold)
+    return _nan_to_none(report)
+
+
+# --------------------------------------------------------------------------------- files
+def read_gold(path: str | Path) -> pd.DataFrame:
+    """Read a CSV/TSV (or .xlsx) of titles and true codes, every cell as text.
+
+    ``keep_default_na=False``: answers such as "None" stay text and codes keep leading zeros.
+    Raises `InputError` naming the file when it cannot be read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; give the path of a CSV with titles and true codes")
+    try:
+        if path.suffix.lower() in (".xlsx", ".xls"):
+            return pd.read_excel(path, dtype=str, keep_default_na=False)
+        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+        return pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, encoding="utf-8-sig")
+    except ImportError as exc:
+        raise InputError(f"{path}: reading this format needs an extra package ({exc}); "
+                         "save it as CSV or `pip install 'coder[excel]'`") from None
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        # pandas' EmptyDataError and ParserError are ValueErrors.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read it as {'TSV' if sep == chr(9) else 'CSV'} ({first}); "
+                         "give a UTF-8 CSV with a header row") from None
+
+
+def require_columns(frame: pd.DataFrame, path: str, **columns: str | None) -> None:
+    """Raise `InputError` naming the file when a named column (role=name) is missing."""
+    for role, name in columns.items():
+        if name is not None and name not in frame.columns:
+            shown = ", ".join(map(str, frame.columns[:12])) + (" ..." if len(frame.columns) > 12 else "")
+            raise InputError(f"{path}: no column {name!r} (the {role} column); columns are: {shown}")
+
+
+def evaluate_frame(coder: "Coder", data: pd.DataFrame, *, column: str, gold: str,
+                   industry_column: str | None = None, source: str = "input", **score_options: Any,
+                   ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Code ``data[column]`` with ``coder`` and score it against ``data[gold]``.
+
+    Returns ``(report, predictions)``; ``predictions`` keeps the input columns it used plus
+    the coder's (the caller's frame is not changed). ``score_options`` go to `score`.
+    """
+    require_columns(data, source, title=column, gold=gold, industry=industry_column)
+    industries = data[industry_column] if industry_column else None
+    pred = predict(coder, data[column], industries, k=score_options.get("k", 5))
+    frame = pd.DataFrame({"title": data[column].astype(str).to_numpy(),
+                          "industry": (industries.astype(str).to_numpy() if industries is not None
+                                       else [""] * len(data)),
+                          "gold": _clean_gold(data[gold])})
+    frame = pd.concat([frame, pred], axis=1)
+    report = score(frame, coder.scheme, threshold=coder.threshold, **score_options)
+    report["source"] = source
+    report["model"] = {"threshold": coder.threshold, "calibration": coder.model.info.get("calibration")}
+    frame["correct"] = (frame["gold"] != "") & (frame["code"] == frame["gold"])
+    return report, frame
+
+
+def write_report(report: Mapping[str, Any], predictions: pd.DataFrame | None, out_dir: str | Path, *,
+                 plots: bool = True) -> dict[str, Path]:
+    """Write ``metrics.json`` (+ ``predictions.csv``, ``reliability.png``,
+    ``precision_coverage.png``) into ``out_dir``; returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": out / "metrics.json"}
+    paths["metrics"].write_text(json.dumps(_nan_to_none(dict(report)), indent=2), encoding="utf-8")
+    if predictions is not None:
+        paths["predictions"] = out / "predictions.csv"
+        frame = predictions.copy()
+        frame["candidates"] = [" ".join(c) for c in frame["candidates"]]
+        frame.to_csv(paths["predictions"], index=False)
+    if plots:
+        paths["reliability"] = plot_reliability(report, out / "reliability.png")
+        paths["precision_coverage"] = plot_precision_coverage(report, out / "precision_coverage.png")
+    return paths
+
+
+# --------------------------------------------------------------------------------- plots
+def _figure(size: tuple[float, float]):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise CoderError("plots need matplotlib: `pip install 'coder[eval]'` (or pass --no-plots)") from None
+    fig = Figure(figsize=size, dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_reliability(report: Mapping[str, Any], path: str | Path) -> Path:
+    """Reliability diagram: accuracy against mean confidence per bin, with row counts below."""
+    cal = report["calibration"]
+    table = [b for b in cal["reliability"]]
+    fig = _figure((5.5, 6.0))
+    ax, hist = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+    width = 1 / cal["bins"]
+    filled = [b for b in table if b["n"]]
+    ax.bar([b["lo"] for b in filled], [b["accuracy"] for b in filled], width=width, align="edge",
+           alpha=0.6, edgecolor="black", label="accuracy in bin")
+    ax.plot([b["mean_confidence"] for b in filled], [b["accuracy"] for b in filled], "o-", color="C3",
+            label="(mean confidence, accuracy)")
+    ece = cal["ece"]
+    ax.set_title(f"Reliability of top-1 confidence ({report.get('source', '')})\n"
+                 f"ECE {ece:.3f} over {cal['rows']:,} titles, {cal['bins']} bins" if ece is not None
+                 else "Reliability of top-1 confidence (no rows)", fontsize=10)
+    ax.set_ylabel("share right")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    hist.bar([b["lo"] for b in table], [b["n"] for b in table], width=width, align="edge",
+             color="grey", edgecolor="black")
+    hist.set_xlabel("top-1 confidence")
+    hist.set_ylabel("titles")
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)
+
+
+def plot_precision_coverage(report: Mapping[str, Any], path: str | Path) -> Path:
+    """Precision against coverage of ``status="auto"`` as the threshold falls, marking the
+    coder's threshold and the lowest threshold that meets the target precision."""
+    curve = report["precision_coverage"]
+    fig = _figure((6.0, 4.5))
+    ax = fig.subplots()
+    if curve:
+        ax.plot([p["coverage"] for p in curve], [p["precision"] for p in curve], "-", color="C0",
+                label="threshold lowered through observed confidences")
+    auto = report["auto"]
+    if auto.get("precision") is not None:
+        ax.plot([auto["coverage"]], [auto["precision"]], "o", color="C3",
+                label=f"coder threshold {report['threshold']:.3f}" if report.get("threshold") is not None
+                else "coder threshold")
+    target = report["target"]
+    ax.axhline(target["target_precision"], ls="--", color="grey", lw=1,
+               label=f"target precision {target['target_precision']:.0%}")
+    if target["threshold"] is not None:
+        ax.plot([target["coverage"]], [target["precision"]], "s", color="C2",
+                label=f"threshold {target['threshold']:.3f}: coverage {target['coverage']:.1%}")
+    ax.set_xlabel("coverage (auto-coded / titles with a true code)")
+    ax.set_ylabel("precision of auto-coded titles")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(max(0.0, min([p["precision"] for p in curve] + [0.5]) - 0.05), 1.005)
+    ax.set_title(f"Precision-coverage ({report.get('source', '')})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------------- text
+def _pct(x: float | None) -> str:
+    return "   n/a" if x is None else f"{x:6.1%}"
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """A short plain-text rendering of `score`'s report."""
+    k = report["k"]
+    lines = [f"{report.get('source', 'evaluation')}: {report['rows']:,} rows, "
+             f"{report['rows_with_gold']:,} with a true {report['scheme']} code"]
+    lines.append(f"{'level':<10} {'top-1':>7} {'top-' + str(k):>7}")
+    for level, acc in report["accuracy"].items():
+        lines.append(f"{level:<10} {_pct(acc['top1']):>7} {_pct(acc[f'top{k}']):>7}")
+    auto, st = report["auto"], report["status"]
+    thr = report.get("threshold")
+    lines.append(f"auto (threshold {thr:.3f}): coverage {_pct(auto['coverage']).strip()}, "
+                 f"precision {_pct(auto['precision']).strip()} ({auto['n']:,} titles); "
+                 f"refer {_pct(st['refer']).strip()}, uncodable {_pct(st['uncodable']).strip()}"
+                 if thr is not None else
+                 f"auto: coverage {_pct(auto['coverage']).strip()}, precision {_pct(auto['precision']).strip()}")
+    t = report["target"]
+    lines.append(f"for precision >= {t['target_precision']:.0%}: " + (
+        f"threshold {t['threshold']:.3f} auto-codes {t['coverage']:.1%} (precision {t['precision']:.1%})"
+        if t["threshold"] is not None else "no threshold reaches it"))
+    cal = report["calibration"]
+    if cal["ece"] is not None:
+        lines.append(f"calibration: ECE {cal['ece']:.3f} ({cal['bins']} equal-width bins), mean confidence "
+                     f"{cal['mean_confidence']:.3f} vs top-1 accuracy {cal['top1']:.3f}, Brier {cal['brier']:.3f}")
+        lines.append("  bin          n   conf   right")
+        for b in cal["reliability"]:
+            if b["n"]:
+                lines.append(f"  {b['lo']:.2f}-{b['hi']:.2f} {b['n']:>6} {b['mean_confidence']:6.3f} {b['accuracy']:7.3f}")
+    if report["confusions"]:
+        lines.append("most frequent confusions (true -> predicted):")
+        for c in report["confusions"]:
+            ex = "; ".join(c["examples"])
+            lines.append(f"  {c['count']:>4}  {c['true']} {c['true_title'][:38]} -> {c['predicted']} "
+                         f"{c['predicted_title'][:38]}" + (f"  e.g. {ex[:60]}" if ex else ""))
+    ng = report["no_gold"]
+    if ng["rows"]:
+        lines.append(f"rows without a true code: {ng['rows']:,}; sent to refer/uncodable {_pct(ng['not_auto']).strip()} "
+                     f"(refer {_pct(ng['status']['refer']).strip()}, uncodable {_pct(ng['status']['uncodable']).strip()})")
+        for ex in ng["auto_examples"][:5]:
+            lines.append(f"  auto-coded anyway: {ex['text']!r} -> {ex['code']} ({ex['confidence']:.2f})")
+    if report.get("gold_not_in_scheme"):
+        lines.append(f"warning: {report['gold_not_in_scheme']:,} true codes are not {report['scheme']} unit groups")
+    return "\n".join(lines)
