@@ -5,6 +5,7 @@
 '2132'
 """
 
+from .batch.frame import code_frame
 from .engine import Coder
 from .errors import CoderError, DataError, InputError, ModelError, UnknownSchemeError
 from .model import build_model, load_model, save_model
@@ -13,7 +14,7 @@ from .results import Candidate, Result
 from .schemes import MISSING_CODE, SCHEMES, load_scheme
 
 __all__ = [
-    "Coder", "Result", "Candidate",
+    "Coder", "Result", "Candidate", "code_frame",
     "CoderError", "DataError", "InputError", "ModelError", "UnknownSchemeError",
     "build_model", "load_model", "save_model", "load_scheme", "normalise",
     "SCHEMES", "MISSING_CODE", "__version__",

@@ -111,3 +111,12 @@ def test_tfidf_encoder_equals_stacked_sklearn_vectorisers():
     got = enc.transform(docs)
     assert got.shape == expected.shape
     assert abs(got - expected).max() < 1e-6
+
+
+def test_tfidf_encoder_batch_and_single_paths_agree():
+    # Big batches go through sklearn, small ones through the fast path: same numbers.
+    enc = TfidfEncoder().fit(TITLES)
+    docs = (TITLES + ["", "nurse nurse staff", "unseen qqq"]) * 10
+    whole = enc.transform(docs)
+    one_by_one = sp.vstack([enc.transform([d]) for d in docs]).tocsr()
+    assert len(docs) > 64 and abs(whole - one_by_one).max() < 1e-6

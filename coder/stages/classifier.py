@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import expit
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
@@ -56,4 +57,4 @@ class ClassifierStage:
     def scores(self, X: sp.csr_matrix) -> np.ndarray:
         """Squashed margins for every class: a dense (queries x classes) array."""
         margins = (X @ self.coef_).toarray() + self.intercept_
-        return (1.0 / (1.0 + np.exp(-2.0 * margins))).astype(np.float32)
+        return expit(2.0 * margins).astype(np.float32)

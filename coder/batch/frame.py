@@ -1,0 +1,280 @@
+"""Coding a table: distinct (title, industry) pairs coded once, results laid out as columns.
+
+This is the part shared by `code_frame` (a pandas DataFrame in memory), the streaming file
+runner and the Dask partitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..results import Result
+from ..schemes import MISSING_CODE
+
+if TYPE_CHECKING:
+    from ..engine import Coder
+
+__all__ = ["code_frame", "output_columns", "check_columns", "Coded", "Row", "ChunkCoder", "coded_rows",
+           "format_candidates", "format_candidate_titles"]
+
+# One coded (title, industry): code, title, confidence, status, method, matched entry, reason,
+# candidates as ((code, title, confidence), ...). Plain tuples: cheap to pickle between processes.
+Coded = tuple[str, str, float, str, str, str, str, tuple[tuple[str, str, float], ...]]
+Key = tuple[str | None, str | None]
+
+# Titles longer than this are not kept in the run cache (they are uncodable anyway).
+_CACHEABLE_CHARS = 2_000
+
+
+def output_columns(scheme: str, k: int) -> list[str]:
+    """Names of the columns coding adds, in order, for ``scheme`` and ``k`` candidates."""
+    cols = [scheme, f"{scheme}_title", "confidence", "status", "method", "matched_entry", "reason"]
+    return cols + ["candidates"] if k > 1 else cols
+
+
+def check_columns(columns: Sequence[str], column: str, industry_column: str | None,
+                  added: Sequence[str], where: str = "the input") -> None:
+    """InputError unless ``column`` (and ``industry_column``) exist and nothing clashes."""
+    present = [str(c) for c in columns]
+    for name, what in ((column, "title column"), (industry_column, "industry column")):
+        if name is not None and name not in present:
+            shown = ", ".join(repr(c) for c in present[:20]) + (" ..." if len(present) > 20 else "")
+            raise InputError(f"{where} has no column {name!r} ({what}); its columns are: {shown}")
+    clash = [c for c in added if c in present]
+    if clash:
+        raise InputError(
+            f"{where} already has a column named {clash[0]!r}, which coding would add; "
+            "rename or drop that column first so nothing is overwritten"
+        )
+
+
+def coded_row(result: Result) -> Coded:
+    """A `Result` as the flat tuple the batch code passes around."""
+    if result.status == "uncodable" or not result.candidates:
+        return (MISSING_CODE, "", 0.0, "uncodable", "", "", result.reason, ())
+    best = result.candidates[0]
+    cands = tuple((c.code, c.title, round(c.confidence, 3)) for c in result.candidates)
+    return (best.code, best.title, round(best.confidence, 3), result.status, best.method,
+            best.matched_entry, result.reason, cands)
+
+
+def coded_rows(coder: "Coder", keys: Sequence[Key], k: int) -> list[Coded]:
+    """Code distinct (title, industry) keys with ``coder``; one tuple per key, in order."""
+    if not keys:
+        return []
+    results = coder.code_many([t for t, _ in keys], [i for _, i in keys], k=k)
+    return [coded_row(r) for r in results]
+
+
+def _key(value: Any) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+# A coded key as laid out in the output: code (missing code applied), title, confidence,
+# status, method, matched entry, reason, candidates (top k_out), and for referral files the
+# full candidate list and their titles. Computed once per distinct key, then reused.
+Row = tuple[str, str, float, str, str, str, str, str, str, str]
+_TEXT_FIELDS = (0, 1, 3, 4, 5, 6)
+
+
+class ChunkCoder:
+    """Codes chunks of a table, each distinct (title, industry) once across all chunks.
+
+    ``code_keys(keys)`` does the actual coding (in process, in a pool, on a cluster). Results
+    are remembered in a bounded cache of raw keys: when it outgrows ``cache_size`` the least
+    recently seen half is dropped (recency is refreshed once per chunk, not per row).
+    """
+
+    def __init__(self, code_keys: Callable[[list[Key]], list[Coded]], *, scheme: str, k: int,
+                 missing_code: str = MISSING_CODE, cache_size: int = 300_000, k_out: int | None = None,
+                 refer: bool = False):
+        self.code_keys = code_keys
+        self.scheme = scheme
+        self.k = k
+        self.k_out = k if k_out is None else k_out  # candidates shown in the output column
+        self.missing_code = missing_code
+        self.refer = refer  # also lay out the referral file's candidate columns
+        self.cache: dict[Key, Row] = {}
+        self._strings: dict[str, str] = {}
+        self.cache_size = cache_size
+        self.distinct_coded = 0
+        self.columns = output_columns(scheme, self.k_out)
+
+    # ------------------------------------------------------------------ keys
+    @staticmethod
+    def factorize(titles: pd.Series, industries: pd.Series | None) -> tuple[np.ndarray, list[Key]]:
+        """(row -> key number, distinct keys) for a chunk, vectorised."""
+        tc, tu = titles.factorize(use_na_sentinel=True)
+        tkeys = [_key(v) for v in tu] + [None]
+        tc = np.where(tc < 0, len(tu), tc)
+        if industries is None:
+            inv, used = pd.factorize(tc)
+            return inv, [(tkeys[t], None) for t in used]
+        ic, iu = industries.factorize(use_na_sentinel=True)
+        ikeys = [_key(v) for v in iu] + [None]
+        ic = np.where(ic < 0, len(iu), ic)
+        width = len(ikeys)
+        inv, used = pd.factorize(tc.astype(np.int64) * width + ic)
+        return inv, [(tkeys[c // width], ikeys[c % width]) for c in used]
+
+    def _row(self, coded: Coded) -> Row:
+        code, title, conf, status, method, entry, reason, cands = coded
+        if status == "uncodable":
+            code = self.missing_code
+        # Titles, entries and reasons repeat across keys: keep one copy of each in the cache.
+        share = self._strings.setdefault
+        code, title, status, method, entry, reason = (share(x, x) for x in (code, title, status, method, entry, reason))
+        shown = format_candidates(cands[: self.k_out]) if self.k_out > 1 else ""
+        full = format_candidates(cands) if self.refer else ""
+        titles = format_candidate_titles(cands) if self.refer else ""
+        return (code, title, conf, status, method, entry, reason, shown, full, titles)
+
+    def lookup(self, keys: list[Key]) -> list[Row]:
+        """Output rows for distinct ``keys``, coding the ones not seen before."""
+        cache = self.cache
+        rows: list[Row | None] = []
+        todo: list[int] = []
+        for i, key in enumerate(keys):
+            hit = cache.pop(key, None)
+            if hit is None:
+                todo.append(i)
+            else:
+                cache[key] = hit  # re-insert: most recently seen last
+            rows.append(hit)
+        if todo:
+            fresh = self.code_keys([keys[i] for i in todo])
+            if len(fresh) != len(todo):
+                raise RuntimeError(f"coding returned {len(fresh)} results for {len(todo)} titles")
+            self.distinct_coded += len(todo)
+            for i, coded in zip(todo, fresh):
+                row = rows[i] = self._row(coded)
+                title, industry = keys[i]
+                if len(title or "") + len(industry or "") <= _CACHEABLE_CHARS:
+                    cache[keys[i]] = row
+            if len(cache) > self.cache_size:
+                for old in list(cache)[: len(cache) - self.cache_size // 2]:
+                    del cache[old]
+        return rows  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ columns
+    def code(self, titles: pd.Series, industries: pd.Series | None = None
+             ) -> tuple[pd.DataFrame, list[Row], np.ndarray]:
+        """Result columns for one chunk (index as ``titles``), plus the distinct rows and mapping."""
+        inv, keys = self.factorize(titles, industries)
+        rows = self.lookup(keys)
+        return self.frame(rows, inv, titles.index), rows, inv
+
+    def frame(self, rows: Sequence[Row], inv: np.ndarray, index: pd.Index) -> pd.DataFrame:
+        """Lay out distinct rows as result columns, one row per ``inv`` entry."""
+        fields = list(zip(*rows)) if rows else [()] * 10
+        names = self.columns
+        data: dict[str, Any] = {}
+        for name, f in zip(names, (0, 1, 2, 3, 4, 5, 6, 7)):
+            if f == 2:
+                data[name] = np.asarray(fields[2], dtype=np.float64)[inv]
+            elif f != 7 or self.k_out > 1:
+                data[name] = take_text(fields[f], inv)
+        return pd.DataFrame(data, index=index)
+
+
+def take_text(values: Sequence[str], inv: np.ndarray) -> Any:
+    """``values[inv]`` as a pandas string array, built without a Python object per row."""
+    pa = _pyarrow()
+    if pa is not None:
+        taken = pa.array(values, type=pa.string()).take(pa.array(np.asarray(inv, dtype=np.int64)))
+        return _arrow_text(taken)
+    return np.asarray(values, dtype=object)[inv]
+
+
+@lru_cache(maxsize=None)
+def _pyarrow() -> Any:
+    """pyarrow, imported on first use, or None: pandas works without it (NumPy object arrays)."""
+    try:
+        import pyarrow
+
+        return pyarrow
+    except ImportError:
+        return None
+
+
+def _arrow_text(array: Any) -> Any:
+    try:  # pandas >= 2.3: the default string dtype ("str"), NaN for missing
+        return pd.arrays.ArrowStringArray(array, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    except TypeError:  # older pandas
+        return pd.arrays.ArrowStringArray(array)
+
+
+def format_candidates(cands: Sequence[tuple[str, str, float]]) -> str:
+    """``code:confidence|code:confidence|...`` best first, confidences to 3 decimals."""
+    return "|".join(f"{code}:{conf:.3f}" for code, _, conf in cands)
+
+
+def format_candidate_titles(cands: Sequence[tuple[str, str, float]]) -> str:
+    """``code title | code title | ...`` for clerical coders."""
+    return " | ".join(f"{code} {title}" for code, title, _ in cands)
+
+
+def code_frame(df: pd.DataFrame, column: str, industry_column: str | None = None, *,
+               coder: "Coder | None" = None, scheme: str = "soc2000", k: int = 5,
+               missing_code: str = MISSING_CODE) -> pd.DataFrame:
+    """Code the job titles in ``df[column]``; returns a new DataFrame, ``df`` is not changed.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The data; every column and row is kept, in order, with its index.
+    column : str
+        Column holding free-text job titles.
+    industry_column : str, optional
+        Column with the employer's industry or business, used as context.
+    coder : Coder, optional
+        A loaded `Coder`; its scheme wins over ``scheme``. Default: ``Coder.load(scheme)``.
+    scheme : str
+        Classification when no ``coder`` is given (soc2000, soc90, soc2010, soc2020, isco08).
+    k : int
+        Candidates per title; with ``k > 1`` a ``candidates`` column lists them as
+        ``code:confidence|...``.
+    missing_code : str
+        Code written for uncodable titles (default ``"-9"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``df``'s columns plus ``<scheme>``, ``<scheme>_title``, ``confidence``, ``status``,
+        ``method``, ``matched_entry``, ``reason`` (and ``candidates``).
+
+    Raises
+    ------
+    InputError
+        When a named column is missing, or ``df`` already has a column coding would add.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from coder.batch import code_frame
+    >>> coded = code_frame(pd.DataFrame({"job": ["staff nurse", ""]}), "job")  # doctest: +SKIP
+    >>> coded[["job", "soc2000", "status"]]                                     # doctest: +SKIP
+               job soc2000     status
+    0  staff nurse    3211       auto
+    1                   -9  uncodable
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if coder is None:
+        from ..engine import Coder
+
+        coder = Coder.load(scheme)
+    name = coder.scheme_name
+    check_columns(list(df.columns), column, industry_column, output_columns(name, k), "the DataFrame")
+    chunker = ChunkCoder(lambda keys: coded_rows(coder, keys, k), scheme=name, k=k, missing_code=missing_code)
+    added, _, _ = chunker.code(df[column], df[industry_column] if industry_column else None)
+    # Positional assignment on a copy: safe with a duplicated index, and df stays as it was.
+    return df.assign(**{name: added[name].to_numpy() for name in added.columns})

@@ -1,0 +1,559 @@
+"""Code a whole file: stream it in chunks, code each distinct (title, industry) once, write
+every row back out with its codes, atomically, with a codebook and a referral file on request.
+
+How a run works
+---------------
+1. The input's header is read and checked (the title and industry columns exist; no column
+   clashes with the ones coding adds) before the model is loaded, so mistakes fail fast.
+2. Chunks of ``chunk_size`` rows are read (memory stays flat however long the file is). In
+   each chunk the distinct (title, industry) pairs are found with pandas' factorize; only pairs
+   not already in the run's cache (up to 300,000 raw pairs, least recently seen dropped first)
+   are coded. The engine normalises them and caches again on normalised keys.
+3. Coding runs in this process for small amounts of work. When a chunk has at least
+   ``parallel_min`` new pairs and ``jobs > 1``, a pool of ``jobs - 1`` worker processes is
+   started once (each loads the model once) and this process works alongside them, taking
+   batches from the back of the queue, so starting the pool never stalls the run.
+   ``engine="dask"`` sends the new pairs to a Dask cluster instead; the file itself is read
+   and written here, so the workers do not need to see it.
+4. Output goes to hidden partial files next to the target (see `coder.batch.formats`). After
+   each chunk is durably written, a small state file ``.OUTPUT.coder-state.json`` records how
+   far the run got. At the end the output is read back, its row count is checked against the
+   input's, and only then is it renamed onto the target; the state file is removed.
+
+Resuming
+--------
+If a run stops (Ctrl-C, a crash, a killed job), the target is never created or replaced; the
+partial files and the state file stay. Running the same command again with ``--resume``
+checks that the input file (size and modification time), the options and the model are
+unchanged, drops anything written after the last completed chunk, skips the chunks already
+done and carries on; the result is byte-for-byte what an uninterrupted run writes. Without
+``--resume`` a new run starts from scratch and removes the old partial files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CoderError, InputError
+from ..schemes import MISSING_CODE, load_scheme
+from .formats import OutputLabels, Sink, estimate_text_rows, file_format, open_sink, open_source
+from .frame import ChunkCoder, Coded, Key, Row, check_columns, coded_rows, output_columns, take_text
+
+if TYPE_CHECKING:
+    from ..engine import Coder
+
+__all__ = ["code_file", "RunSummary", "state_path", "PARALLEL_MIN"]
+
+PARALLEL_MIN = 2_000  # new pairs in one chunk worth starting worker processes for
+REFER_CANDIDATES = 5  # candidates shown in the referral file, whatever --top-k says
+STATE_VERSION = 1
+REFER_EXTRA = ("input_row", "candidate_titles")
+
+
+@dataclass
+class RunSummary:
+    """What a `code_file` run did."""
+
+    rows: int
+    distinct_coded: int
+    statuses: dict[str, int]
+    counts: dict[str, int]
+    seconds: float
+    output: Path
+    codebook: Path | None = None
+    refer: Path | None = None
+    refer_rows: int = 0
+    resumed_from: int = 0
+    workers: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("inf")
+
+
+def state_path(output: str | os.PathLike) -> Path:
+    """The resume state file kept beside ``output`` while a run is unfinished."""
+    output = Path(output)
+    return output.parent / f".{output.name}.coder-state.json"
+
+
+# ------------------------------------------------------------------------------ backends
+
+_WORKER: dict[str, Any] = {}
+
+
+def _one_thread() -> Any:
+    """Limit BLAS/OpenMP to one thread in this process (None if threadpoolctl is missing).
+
+    Several coding processes each running a thread per CPU oversubscribe the machine; with
+    OpenBLAS's spinning threads that made a two-process run several times slower than one.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn depends on it
+        return None
+    return threadpool_limits(limits=1)
+
+
+def _init_worker(scheme: str, model_dir: str | None, threshold: float | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _WORKER["threads"] = _one_thread()
+    from ..engine import Coder
+
+    _WORKER["coder"] = Coder.load(scheme, model_dir=model_dir, threshold=threshold, build=False)
+
+
+def _worker_code(keys: list[Key], k: int) -> list[Coded]:
+    return coded_rows(_WORKER["coder"], keys, k)
+
+
+def _batches(keys: list[Key], workers: int) -> list[list[Key]]:
+    size = max(250, min(4_000, -(-len(keys) // (workers * 4))))
+    return [keys[i:i + size] for i in range(0, len(keys), size)]
+
+
+class LocalBackend:
+    """Codes in this process, plus a lazily started process pool for big batches of work."""
+
+    def __init__(self, coder: "Coder", k: int, *, jobs: int, model_dir: str | None,
+                 threshold: float | None, parallel_min: int = PARALLEL_MIN,
+                 say: Callable[[str], None] = lambda message: None):
+        self.coder = coder
+        self.k = k
+        self.jobs = max(1, jobs)
+        self.model_dir = model_dir
+        self.threshold = threshold
+        self.parallel_min = parallel_min
+        self.say = say
+        self._pool: Any = None
+        self._pool_worked = False
+        # Coding processes run one BLAS/OpenMP thread each: parallelism comes from processes,
+        # and the engine's multithreaded paths were slower than one thread on a busy machine.
+        self._threads: Any = _one_thread()
+        self.workers = 1  # processes that coded: this one, plus the pool once started
+
+    def __call__(self, keys: list[Key]) -> list[Coded]:
+        if self.jobs < 2 or len(keys) < self.parallel_min:
+            return coded_rows(self.coder, keys, self.k)
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._parallel(keys)
+        except BrokenProcessPool:
+            self.close()
+            if self._pool_worked:
+                raise CoderError("a worker process died (out of memory?); run the same command with "
+                                 "--resume, and with --jobs 1 if it happens again") from None
+            # The pool never worked (e.g. a script read from stdin cannot be spawned): go on alone.
+            self.say("could not start worker processes; coding in this process only")
+            self.jobs, self.workers = 1, 1
+            return coded_rows(self.coder, keys, self.k)
+
+    def _parallel(self, keys: list[Key]) -> list[Coded]:
+        pool = self._start()
+        batches = _batches(keys, self.jobs)
+        futures = [pool.submit(_worker_code, batch, self.k) for batch in batches]
+        done: list[list[Coded] | None] = [None] * len(batches)
+        for i in reversed(range(len(batches))):  # this process takes work from the back
+            if futures[i].cancel():
+                done[i] = coded_rows(self.coder, batches[i], self.k)
+        out: list[Coded] = []
+        for i, future in enumerate(futures):
+            if done[i] is None:
+                done[i] = future.result()
+                self._pool_worked = True
+            out.extend(done[i])  # type: ignore[arg-type]
+        return out
+
+    def _start(self) -> Any:
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: the parent may hold threads (tqdm, pyarrow) that fork would copy.
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.jobs - 1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.coder.scheme_name, self.model_dir, self.threshold),
+            )
+            self.workers = self.jobs
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._threads is not None:
+            self._threads.restore_original_limits()
+            self._threads = None
+
+
+class DaskBackend:
+    """Sends new (title, industry) pairs to a Dask cluster; each worker loads the model once."""
+
+    def __init__(self, scheme: str, k: int, *, scheduler: str | None, jobs: int,
+                 model_dir: str | None, threshold: float | None):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise InputError("--engine dask needs dask and distributed; "
+                             "install them with `pip install coder[dask]`") from None
+        self.scheme, self.k, self.model_dir, self.threshold = scheme, k, model_dir, threshold
+        self.cluster = None
+        if scheduler:
+            try:
+                self.client = Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+        else:
+            import logging
+
+            self.cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
+                                        dashboard_address=None, silence_logs=logging.ERROR)
+            self.client = Client(self.cluster)
+        self.workers = len(self.client.scheduler_info().get("workers", {})) or max(1, jobs)
+
+    def __call__(self, keys: list[Key]) -> list[Coded]:
+        from .cluster import code_keys_on_worker
+
+        if not keys:
+            return []
+        futures = self.client.map(code_keys_on_worker, _batches(keys, self.workers), k=self.k,
+                                  scheme=self.scheme, model_dir=self.model_dir,
+                                  threshold=self.threshold, pure=False)
+        out: list[Coded] = []
+        for rows in self.client.gather(futures):
+            out.extend(rows)
+        return out
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _input_signature(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _model_identity(scheme: str, model_dir: str | None) -> str | None:
+    try:
+        from ..model import read_manifest
+
+        manifest = read_manifest(scheme, model_dir) or {}
+    except Exception:  # noqa: BLE001 - identity is best effort; resume then checks less
+        return None
+    return manifest.get("model_sha256")
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _variable_labels(scheme: str, missing_code: str) -> dict[str, str]:
+    up = scheme.upper()
+    return {
+        scheme: f"{up} unit group (coder); {missing_code} = uncodable",
+        f"{scheme}_title": f"{up} unit group title",
+        "confidence": "Calibrated probability the code is right",
+        "status": "auto = auto-coded, refer = check clerically, uncodable",
+        "method": "Stage that matched: exact, fuzzy, tfidf or classifier",
+        "matched_entry": "Coding-index entry behind the code",
+        "reason": "Why the row was not auto-coded",
+        "candidates": "Top candidates, code:confidence, best first",
+        "input_row": "Row number in the input file (1 = first data row)",
+        "candidate_titles": "Top candidates with their titles",
+    }
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+def code_file(
+    input: str | os.PathLike,
+    output: str | os.PathLike,
+    column: str,
+    *,
+    industry_column: str | None = None,
+    scheme: str = "soc2000",
+    k: int = 5,
+    threshold: float | None = None,
+    missing_code: str = MISSING_CODE,
+    encoding: str | None = None,
+    chunk_size: int = 100_000,
+    jobs: int | None = None,
+    resume: bool = False,
+    codebook: str | os.PathLike | None = None,
+    refer: str | os.PathLike | None = None,
+    model_dir: str | os.PathLike | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    coder: "Coder | None" = None,
+    parallel_min: int = PARALLEL_MIN,
+) -> RunSummary:
+    """Code the job titles in column ``column`` of ``input`` into ``output``.
+
+    Formats follow the file extensions (.csv .tsv .txt .xlsx .parquet .dta .sav). Every input
+    row and column comes out, in order, followed by the coding columns (see
+    `coder.batch.frame.output_columns`). ``codebook`` writes a value | label | count table,
+    ``refer`` the rows to check clerically. ``coder`` reuses an already loaded `Coder`
+    (local engine only; its scheme must match). See the module docstring for streaming,
+    parallelism and ``resume``.
+
+    Raises
+    ------
+    InputError
+        A missing file or column, a column clash, an unsupported format, a failed row check,
+        or a resume whose input, options or model changed.
+    """
+    started = time.perf_counter()
+    say = log or (lambda message: None)
+    scheme_name = load_scheme(scheme).name
+    if k < 1:
+        raise InputError(f"--top-k must be at least 1, got {k}")
+    if chunk_size < 1:
+        raise InputError(f"--chunk-size must be at least 1, got {chunk_size}")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold must be between 0 and 1, got {threshold}")
+    if engine not in ("local", "dask"):
+        raise InputError(f"--engine must be local or dask, got {engine!r}")
+    if coder is not None and coder.scheme_name != scheme_name:
+        raise InputError(f"the coder given codes to {coder.scheme_name}, not {scheme_name}")
+    jobs = jobs or cpu_count()
+    model_dir = str(model_dir) if model_dir is not None else None
+
+    in_path, out_path = Path(input), Path(output)
+    out_fmt = file_format(out_path)
+    refer_path = Path(refer) if refer is not None else None
+    refer_fmt = file_format(refer_path) if refer_path is not None else None
+    codebook_path = Path(codebook) if codebook is not None else None
+    source = open_source(in_path, encoding=encoding)
+    targets = [p for p in (out_path, refer_path, codebook_path) if p is not None]
+    for target in targets:
+        if target.exists() and target.resolve() == in_path.resolve():
+            raise InputError(f"{target} is the input file; choose another output name")
+        if target.is_dir():
+            raise InputError(f"{target} is a folder; give a file name")
+        if not target.parent.is_dir():
+            raise InputError(f"{target}: the folder {target.parent} does not exist")
+    if len({str(t.resolve()) for t in targets}) != len(targets):
+        raise InputError("the output, --refer and --codebook files must be different files")
+    numeric = {"dta", "sav"} & {out_fmt, refer_fmt}
+    if numeric and not str(missing_code).lstrip("-").isdigit():
+        raise InputError(f"--missing-code must be a whole number for .{numeric.pop()} output "
+                         f"(value labels need numbers), got {missing_code!r}")
+    added = output_columns(scheme_name, k)
+    check_columns(source.columns, column, industry_column, added, str(in_path))
+    if refer_path is not None:
+        check_columns(source.columns, column, industry_column, list(REFER_EXTRA), str(in_path))
+
+    k_code = max(k, REFER_CANDIDATES) if refer_path is not None else k
+    settings = {
+        "column": column, "industry_column": industry_column, "scheme": scheme_name, "k": k,
+        "threshold": threshold, "missing_code": missing_code, "encoding": encoding,
+        "chunk_size": chunk_size, "output": str(out_path.resolve()),
+        "refer": str(refer_path.resolve()) if refer_path else None,
+        "codebook": str(codebook_path.resolve()) if codebook_path else None,
+        "model": None,  # filled in once the model is loaded (or built)
+    }
+    state_file = state_path(out_path)
+    state = _load_state(state_file, in_path, settings, say) if resume else None
+    if not resume:
+        state_file.unlink(missing_ok=True)
+
+    # The model: load (building it if missing or stale) before any worker needs it.
+    backend: Any
+    if engine == "dask":
+        _ensure_built(scheme_name, model_dir, say)
+        settings["model"] = _model_identity(scheme_name, model_dir)
+        say(f"connecting to Dask ({scheduler or f'a local cluster of {jobs} workers'})")
+        backend = DaskBackend(scheme_name, k_code, scheduler=scheduler, jobs=jobs, model_dir=model_dir,
+                              threshold=threshold)
+    else:
+        if coder is None:
+            from ..engine import Coder
+
+            coder = Coder.load(scheme_name, model_dir=model_dir, threshold=threshold, progress=say)
+            settings["model"] = _model_identity(scheme_name, model_dir)
+        backend = LocalBackend(coder, k_code, jobs=jobs, model_dir=model_dir, threshold=threshold,
+                               parallel_min=parallel_min, say=say)
+    if state is not None and settings["model"] != state["settings"].get("model"):
+        backend.close()
+        raise InputError("cannot resume: the model changed since the interrupted run; "
+                         "run again without --resume")
+
+    scheme_obj = load_scheme(scheme_name)
+    labels = OutputLabels(scheme_name, dict(scheme_obj.units), str(missing_code), _variable_labels(scheme_name, str(missing_code)))
+    out_labels = OutputLabels(**{**labels.__dict__, "source": source.labels if source.format == out_fmt else {}})
+    sinks: dict[str, Sink] = {}
+    chunker = ChunkCoder(backend, scheme=scheme_name, k=k_code, k_out=k, missing_code=str(missing_code),
+                         refer=refer_path is not None)
+    counts: Counter[str] = Counter(state["counts"] if state else {})
+    statuses: Counter[str] = Counter(state["statuses"] if state else {})
+    done_chunks = state["chunks"] if state else 0
+    done_rows = state["rows"] if state else 0
+    rows_in = 0
+    bar = None
+    try:
+        sinks["output"] = open_sink(out_path, bom=source.bom, labels=out_labels,
+                                    state=state["output"] if state else None)
+        if refer_path is not None:
+            refer_labels = OutputLabels(**{**labels.__dict__, "source": source.labels if source.format == refer_fmt else {}})
+            sinks["refer"] = open_sink(refer_path, bom=source.bom, labels=refer_labels,
+                                       state=state["refer"] if state else None)
+        if progress:
+            from tqdm.auto import tqdm
+
+            total = source.total_rows
+            if total is None and source.format in ("csv", "tsv", "txt"):
+                total = estimate_text_rows(in_path)
+            bar = tqdm(total=total, unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
+                       desc=f"coding {in_path.name}", smoothing=0.05, mininterval=0.5)
+        if state:
+            say(f"resuming after {done_rows:,} rows ({done_chunks} chunks) already written")
+        for number, chunk in enumerate(source.chunks(chunk_size)):
+            start_row = rows_in
+            rows_in += len(chunk)
+            if number < done_chunks:
+                if bar is not None:
+                    bar.update(len(chunk))
+                continue
+            if number == done_chunks and state and rows_in - len(chunk) != done_rows:
+                raise InputError("cannot resume: the input does not split into the recorded chunks; "
+                                 "run again without --resume")
+            coded, rows, inv = chunker.code(chunk[column], chunk[industry_column] if industry_column else None)
+            out = pd.concat([chunk, coded], axis=1)
+            counts.update(coded[scheme_name].value_counts().to_dict())
+            statuses.update(coded["status"].value_counts().to_dict())
+            sinks["output"].append(out)
+            if "refer" in sinks:
+                sinks["refer"].append(_refer_rows(out, rows, inv, start_row))
+            _write_json_atomic(state_file, {
+                "version": STATE_VERSION, "input": _input_signature(in_path), "settings": settings,
+                "chunks": number + 1, "rows": rows_in,
+                "output": sinks["output"].checkpoint(),
+                "refer": sinks["refer"].checkpoint() if "refer" in sinks else None,
+                "counts": dict(counts), "statuses": dict(statuses),
+            })
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+            bar = None
+        if done_chunks and rows_in < done_rows:
+            raise InputError("cannot resume: the input is shorter than the rows already written; "
+                             "run again without --resume")
+        written = sinks["output"].commit()
+        if written != rows_in or (source.total_rows is not None and source.format in ("parquet", "dta", "sav")
+                                  and written != source.total_rows):
+            raise InputError(f"row check failed: read {rows_in:,} rows from {in_path} but {out_path} "
+                             f"holds {written:,}")
+        refer_rows = sinks["refer"].commit() if "refer" in sinks else 0
+        if "refer" in sinks and refer_rows != statuses.get("refer", 0):
+            raise InputError(f"row check failed: {statuses.get('refer', 0):,} rows to refer but "
+                             f"{refer_path} holds {refer_rows:,}")
+        if codebook_path is not None:
+            from .codebook import write_codebook
+
+            write_codebook(codebook_path, counts, scheme_name, statuses=statuses, missing_code=str(missing_code))
+        state_file.unlink(missing_ok=True)
+    except BaseException as exc:
+        if bar is not None:
+            bar.close()
+        for sink in sinks.values():
+            sink.close()
+        if state_file.exists() and not isinstance(exc, InputError):
+            say(f"stopped after {_done(state_file):,} rows were written; the output file was not "
+                "created. Run the same command with --resume to continue")
+        raise
+    finally:
+        backend.close()
+    return RunSummary(
+        rows=rows_in, distinct_coded=chunker.distinct_coded, statuses=dict(statuses), counts=dict(counts),
+        seconds=time.perf_counter() - started, output=out_path, codebook=codebook_path, refer=refer_path,
+        refer_rows=refer_rows, resumed_from=done_rows, workers=getattr(backend, "workers", 1),
+    )
+
+
+def _done(state_file: Path) -> int:
+    try:
+        return int(json.loads(state_file.read_text())["rows"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _refer_rows(out: pd.DataFrame, rows: Sequence[Row], inv: np.ndarray, start_row: int) -> pd.DataFrame:
+    """The chunk's rows with status ``refer``, numbered, with candidates and their titles."""
+    mask = (out["status"] == "refer").to_numpy(dtype=bool)
+    picked = inv[mask]
+    refer = out.loc[mask].reset_index(drop=True)
+    refer.insert(0, "input_row", np.flatnonzero(mask) + start_row + 1)
+    refer["candidates"] = take_text([r[8] for r in rows], picked)
+    refer["candidate_titles"] = take_text([r[9] for r in rows], picked)
+    return refer
+
+
+def _ensure_built(scheme: str, model_dir: str | None, say: Callable[[str], None]) -> None:
+    """Build the model here if it is missing or stale, so cluster workers never race to build."""
+    from ..model import build_model, save_model, stale_reason
+
+    reason = stale_reason(scheme, model_dir)
+    if reason is not None:
+        say(f"building the {scheme} model ({reason}); this takes a few minutes, once")
+        save_model(build_model(scheme, progress=say), model_dir)
+
+
+def _load_state(path: Path, in_path: Path, settings: dict, say: Callable[[str], None]) -> dict | None:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        say("nothing to resume (no unfinished run for this output); starting from the beginning")
+        return None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot resume: {path} is unreadable ({exc}); run again without --resume") from None
+    if state.get("version") != STATE_VERSION:
+        raise InputError(f"cannot resume: {path} was written by another version; run again without --resume")
+    if state.get("input") != _input_signature(in_path):
+        raise InputError(f"cannot resume: {in_path} changed since the interrupted run; "
+                         "run again without --resume")
+    old = state.get("settings", {})
+    changed = [name for name in settings if name != "model" and old.get(name) != settings[name]]
+    if changed:
+        name = changed[0]
+        flag = "-o" if name == "output" else "--" + {"k": "top-k"}.get(name, name).replace("_", "-")
+        raise InputError(f"cannot resume: {flag} differs from the interrupted run "
+                         f"({old.get(name)!r} then, {settings[name]!r} now); "
+                         "use the same options or run again without --resume")
+    return state
