@@ -3,15 +3,25 @@
 >>> from coder import Coder                      # doctest: +SKIP
 >>> Coder.load("soc2000").code("snr software dev").code   # doctest: +SKIP
 '2132'
+
+Names are imported on first use, so ``import coder`` (and ``coder --help``) stays fast:
+scikit-learn alone takes most of a second to import.
 """
 
-from .batch.frame import code_frame
-from .engine import Coder
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .errors import CoderError, DataError, InputError, ModelError, UnknownSchemeError
-from .model import build_model, load_model, save_model
-from .normalise import normalise
-from .results import Candidate, Result
 from .schemes import MISSING_CODE, SCHEMES, load_scheme
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Coder": "engine", "Result": "results", "Candidate": "results", "code_frame": "batch.frame",
+    "build_model": "model", "load_model": "model", "save_model": "model", "normalise": "normalise",
+}
 
 __all__ = [
     "Coder", "Result", "Candidate", "code_frame",
@@ -19,4 +29,22 @@ __all__ = [
     "build_model", "load_model", "save_model", "load_scheme", "normalise",
     "SCHEMES", "MISSING_CODE", "__version__",
 ]
-__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .batch.frame import code_frame
+    from .engine import Coder
+    from .model import build_model, load_model, save_model
+    from .normalise import normalise
+    from .results import Candidate, Result
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'coder' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
