@@ -84,13 +84,16 @@ class Coder:
 
     @classmethod
     def load(cls, scheme: str = "soc2000", *, model_dir: str | Path | None = None,
-             threshold: float | None = None, build: bool = True,
+             threshold: float | None = None, build: bool = True, cache_size: int = 50_000,
              progress: Callable[[str], None] | None = None) -> "Coder":
         """Load (building first if missing or stale) the model for ``scheme``.
 
-        ``threshold`` overrides the model's calibrated auto-coding threshold.
+        ``threshold`` overrides the model's calibrated auto-coding threshold; ``cache_size``
+        bounds the memo of coded (title, industry) pairs. A `Coder` is not thread-safe: use one
+        per thread, or serialise calls (as the HTTP service does).
         """
-        return cls(load_model(scheme, model_dir, build=build, progress=progress), threshold=threshold)
+        return cls(load_model(scheme, model_dir, build=build, progress=progress),
+                   threshold=threshold, cache_size=cache_size)
 
     @property
     def generator(self) -> CandidateGenerator:

@@ -187,6 +187,7 @@ def _top1(frame: pd.DataFrame, score: np.ndarray, conf: np.ndarray) -> pd.DataFr
 def build_model(
     scheme: str = "soc2000", *, exclude: Collection[str] = (),
     entries: Sequence[IndexEntry] | None = None, folds: int = 4, seed: int = 0,
+    mix: QueryMix = QueryMix(), seen_share: float = 0.3,
     precision: float = 0.95, n_jobs: int | None = -1,
     progress: Callable[[str], None] | None = None,
 ) -> Model:
@@ -198,6 +199,8 @@ def build_model(
         Index UNIQUE IDs to leave out entirely (a held-out evaluation split).
     entries
         Build from these index entries instead of the shipped index (small test models).
+    mix, seen_share
+        How training queries are made (see `QueryMix`, `training_frame`).
     precision
         Target precision of ``status="auto"`` on the calibration fold; picks the threshold.
     """
@@ -209,7 +212,8 @@ def build_model(
         problems = report.problems
     excluded = set(exclude)
     entries = [e for e in entries if e.uid not in excluded]
-    frame = training_frame(scheme, entries, folds=folds, seed=seed, n_jobs=n_jobs, progress=progress)
+    frame = training_frame(scheme, entries, folds=folds, seed=seed, mix=mix, seen_share=seen_share,
+                           n_jobs=n_jobs, progress=progress)
     X, labels = features(frame), frame["label"].to_numpy()
     fold, q = frame["fold"].to_numpy(), frame["q"].to_numpy()
     # Cross-fitted ranker scores: each fold scored by a ranker that never saw it. They fit
