@@ -65,6 +65,16 @@ def test_fuzzy_stage_chunks_agree():
     assert np.array_equal(whole.idx, chunked.idx)
 
 
+def test_fuzzy_stage_scores_are_token_sort_ratio():
+    from rapidfuzz import fuzz
+
+    queries = ["manager shop book", "nurse  staff", "drivr bus", "software developer senior"]
+    hits = FuzzyStage(k=3, score_cutoff=0).fit(TITLES).query(queries)
+    for q, idx, score in zip(queries, hits.idx, hits.score):
+        for i, s in zip(idx, score):
+            assert s == pytest.approx(fuzz.token_sort_ratio(q, TITLES[i]) / 100, abs=0.0051)  # uint8 scores
+
+
 def test_tfidf_encoder_matches_sklearn_transform():
     enc = TfidfEncoder().fit(TITLES)
     ours = enc.transform(["staff nurse", "book shop manager", "unseen words"])

@@ -1,7 +1,9 @@
 """Edit-distance match with rapidfuzz, vectorised over all index titles with `cdist`.
 
 `token_sort_ratio` forgives word order ("clerk accounts") and typos, and keeps rapidfuzz's
-SIMD fast path; `token_set_ratio`/`WRatio` are 30-70x slower over 22k titles.
+SIMD fast path; `token_set_ratio`/`WRatio` are 30-70x slower over 22k titles. It is computed
+as `fuzz.ratio` over titles whose words were sorted once at fit time (the same scores):
+`token_sort_ratio` re-sorts all 22k index titles on every call, 2.7 of a single query's 3.5 ms.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from . import TopK, top_k_sparse
 __all__ = ["FuzzyStage"]
 
 
+def _sort_words(title: str) -> str:
+    return " ".join(sorted(title.split()))
+
+
 class FuzzyStage:
     """Best k index titles per query by `fuzz.token_sort_ratio` (0-100, scaled to 0-1)."""
 
@@ -28,15 +34,16 @@ class FuzzyStage:
 
     def fit(self, titles: Sequence[str]) -> "FuzzyStage":
         self.titles_ = list(titles)
+        self.sorted_titles_ = [_sort_words(t) for t in self.titles_]
         return self
 
     def query(self, titles: Sequence[str]) -> TopK:
         out = TopK.empty(len(titles), self.k)
         for start in range(0, len(titles), self.chunk):
-            block = list(titles[start : start + self.chunk])
+            block = [_sort_words(t) for t in titles[start : start + self.chunk]]
             # uint8 keeps a chunk at 2048 x 22k = 45 MB; never the whole queries x index matrix.
             scores = process.cdist(
-                block, self.titles_, scorer=fuzz.token_sort_ratio, dtype=np.uint8,
+                block, self.sorted_titles_, scorer=fuzz.ratio, dtype=np.uint8,
                 score_cutoff=self.score_cutoff,
                 # Starting threads costs more than scoring a handful of queries.
                 workers=self.workers if len(block) > 16 else 1,
