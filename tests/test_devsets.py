@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # benchmarks/ is not an installed package
-    sys.path.insert(0, str(REPO))
-
-from benchmarks.baselines import FuzzyBaseline, TfidfBaseline  # noqa: E402
-from benchmarks.devsets import (  # noqa: E402
+from benchmarks.baselines import FuzzyBaseline, TfidfBaseline
+from benchmarks.devsets import (
     clean_frame,
     dev_model_status,
     messy_frame,
@@ -26,8 +21,8 @@ from benchmarks.devsets import (  # noqa: E402
     survey_like,
     training_entries,
 )
-from coder.index import load_index  # noqa: E402
-from coder.model import save_model  # noqa: E402
+from coder.index import load_index
+from coder.model import save_model
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import re
 import string
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,11 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # benchmarks/ is not an installed package
-    sys.path.insert(0, str(REPO))
-
-from benchmarks.messy import (  # noqa: E402
+from benchmarks.messy import (
     ABBREVIATIONS,
     EMPLOYER_CONTEXT,
     KINDS,
@@ -25,6 +20,7 @@ from benchmarks.messy import (  # noqa: E402
     make_messy_frame,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 SURVEY_CSV = REPO / "benchmarks" / "survey_answers.csv"
 SEED_FILE = REPO / "data" / "soc2000_unit_groups_seed.txt"
 
