@@ -50,6 +50,13 @@ def test_exact_stage():
     assert "bus driver" in stage and stage.get("x") is None
 
 
+def test_exact_stage_finds_compounds_split_or_joined():
+    stage = ExactStage().fit(["hairdresser", "fire fighter", "check out operator", "checkout operator",
+                              "post man"])
+    hits = stage.query(["hair dresser", "firefighter", "postman", "checkoutoperator", "hair"])
+    assert hits.idx[:, 0].tolist() == [0, 1, 4, -1, -1]  # two titles join alike: no guess
+
+
 def test_fuzzy_stage_forgives_typos_and_order():
     stage = FuzzyStage(k=2).fit(TITLES)
     hits = stage.query(["sofware develper", "driver bus", "zzzz"])
