@@ -100,8 +100,7 @@ class Candidates:
     """Candidate rows for a batch, sorted by query: row i proposes ``code[i]`` (an index into
     the generator's codes) for query ``q[i]``, explained by index entry ``entry[i]`` found by
     ``METHODS[method[i]]``; ``X`` holds the FEATURES. ``vague[q]`` flags queries whose exact
-    title the index calls not codable on its own; ``hit[q]`` queries that are an index entry
-    (calibrated separately: the index's own answer is far more reliable than a neighbour's)."""
+    title the index calls not codable on its own."""
 
     q: np.ndarray
     code: np.ndarray
@@ -109,7 +108,6 @@ class Candidates:
     method: np.ndarray
     X: np.ndarray
     vague: np.ndarray
-    hit: np.ndarray
 
     def frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (for training and inspection)."""
@@ -216,7 +214,6 @@ class CandidateGenerator:
             method=np.concatenate([p.method for p in parts]),
             X=np.concatenate([p.X for p in parts]),
             vague=np.concatenate([p.vague for p in parts]),
-            hit=np.concatenate([p.hit for p in parts]),
         )
 
     def _generate(self, titles: list[str], contexts: list[str]) -> Candidates:
@@ -276,7 +273,8 @@ class CandidateGenerator:
         is_vague = e_code < 0
         np.maximum.at(vague_cos, eq[is_vague], t_cos[pair_of][is_vague])
         # The query *is* an index entry: its exact title, and either an entry without
-        # qualifiers or one whose qualifiers the query's context repeats.
+        # qualifiers or one whose qualifiers the query's context repeats. `q_hit` also splits
+        # the calibration: the index's own answer is far more reliable than a neighbour's.
         e_hit = (t_exact[pair_of] > 0) & (~e_qual | (e_ind >= HIT_INDUSTRY)) & (e_code >= 0)
         q_hit = np.zeros(n, bool)
         q_hit[eq[e_hit]] = True
@@ -379,4 +377,4 @@ class CandidateGenerator:
         # entries: top-1 and top-5 unchanged).
         keep = (feats["clf_rank"] <= self.keep_top) | (feats["rank_pair"] <= self.keep_top)
         return Candidates(q=qs[keep], code=codes[keep], entry=entry[keep], method=method[keep],
-                          X=X[keep], vague=q_vague, hit=q_hit)
+                          X=X[keep], vague=q_vague)

@@ -20,6 +20,8 @@ from .schemes import Scheme, load_scheme
 __all__ = ["Coder", "screen", "MAX_TITLE_CHARS"]
 
 MAX_TITLE_CHARS = 1000
+# Vague titles are referred whatever their confidence (evaluation reads this reason).
+VAGUE_REASON = "title too vague to code without more detail (index: see notes)"
 # Answers that say nothing about a job (compared after normalisation).
 _NON_ANSWERS = frozenset({
     "na", "n a", "none", "nil", "nothing", "unknown", "not known", "dont know", "do not know",
@@ -194,7 +196,7 @@ class Coder:
                 continue
             vague = bool(cands.vague[i]) and (not context or inds[lo] < 0.3)
             if vague:
-                status, reason = "refer", "title too vague to code without more detail (index: see notes)"
+                status, reason = "refer", VAGUE_REASON
             elif conf[lo] >= self.threshold:
                 status, reason = "auto", ""
             else:

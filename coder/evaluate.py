@@ -64,22 +64,21 @@ def predict(coder: "Coder", titles: Iterable, industries: Iterable | None = None
     ``candidates`` (tuple of codes, best first), ``eligible`` (auto-coded at threshold 0, i.e.
     not held back as vague), ``reason``.
     """
-    from .engine import Coder
+    from .engine import VAGUE_REASON
 
     titles = list(titles.tolist() if hasattr(titles, "tolist") else titles)
     industries = None if industries is None else list(
         industries.tolist() if hasattr(industries, "tolist") else industries)
     results = coder.code_many(titles, industries, k=k)
-    # A second coder on the same model with threshold 0 tells which titles only the threshold
-    # held back (the engine refers vague titles whatever their confidence).
-    probe = Coder(coder.model, threshold=0.0).code_many(titles, industries, k=k)
     return pd.DataFrame({
         "status": [r.status for r in results],
         "code": [r.code for r in results],
         "confidence": np.array([r.confidence for r in results], dtype=float),
         "candidates": [tuple(c.code for c in r.candidates) if r.status != "uncodable" else ()
                        for r in results],
-        "eligible": np.array([p.status == "auto" for p in probe], dtype=bool),
+        # Auto-coded at threshold 0: everything but uncodable and vague titles.
+        "eligible": np.array([r.status != "uncodable" and r.reason != VAGUE_REASON for r in results],
+                             dtype=bool),
         "reason": [r.reason for r in results],
     })
 

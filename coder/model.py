@@ -16,7 +16,6 @@ import logging
 import os
 import platform
 import random
-import tempfile
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from ._atomic import atomic_write
 from ._paths import data_path, model_dir
 from .augment import typo
 from .candidates import FEATURES, CandidateGenerator
@@ -36,7 +36,7 @@ from .normalise import normalise
 from .rank import Ranker, choose_threshold
 from .schemes import load_scheme
 
-__all__ = ["Model", "build_model", "save_model", "load_model", "model_files", "training_frame"]
+__all__ = ["Model", "build_model", "save_model", "load_model", "ensure_built", "model_files", "training_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -282,26 +282,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; models are not secrets
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(model: Model, directory: str | Path | None = None) -> Path:
     """Write the model and its manifest atomically; returns the model file path."""
     path, manifest_path = model_files(model.scheme, directory)
     # Uncompressed: loading is then mostly a memory copy (compress=3 made loading 4x slower).
-    _atomic_write(path, lambda tmp: joblib.dump(model, tmp))
+    atomic_write(path, lambda tmp: joblib.dump(model, tmp))
     manifest = {
         "format_version": FORMAT_VERSION,
         "scheme": model.scheme,
@@ -312,7 +297,7 @@ def save_model(model: Model, directory: str | Path | None = None) -> Path:
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "info": model.info,
     }
-    _atomic_write(manifest_path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
+    atomic_write(manifest_path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
     return path
 
 
@@ -341,6 +326,17 @@ def stale_reason(scheme: str, directory: str | Path | None = None) -> str | None
     return None
 
 
+def ensure_built(scheme: str, directory: str | Path | None = None, *,
+                 progress: Callable[[str], None] | None = None) -> None:
+    """Build and save the model for ``scheme`` if it is missing or stale."""
+    reason = stale_reason(scheme, directory)
+    if reason is not None:
+        log.info("building %s model (%s)", scheme, reason)
+        if progress:
+            progress(f"building the {scheme} model ({reason}); this takes a few minutes, once")
+        save_model(build_model(scheme, progress=progress), directory)
+
+
 def load_model(scheme: str = "soc2000", directory: str | Path | None = None, *,
                build: bool = True, progress: Callable[[str], None] | None = None) -> Model:
     """Load the model for ``scheme``, building it first when missing or stale.
@@ -350,14 +346,10 @@ def load_model(scheme: str = "soc2000", directory: str | Path | None = None, *,
     """
     scheme = load_scheme(scheme).name
     path, _ = model_files(scheme, directory)
-    reason = stale_reason(scheme, directory)
-    if reason is not None:
-        if not build:
-            raise ModelError(f"{scheme} model in {path.parent}: {reason}; run `coder build --scheme {scheme}`")
-        log.info("building %s model (%s)", scheme, reason)
-        if progress:
-            progress(f"building the {scheme} model ({reason}); this takes a few minutes, once")
-        save_model(build_model(scheme, progress=progress), directory)
+    if build:
+        ensure_built(scheme, directory, progress=progress)
+    elif (reason := stale_reason(scheme, directory)) is not None:
+        raise ModelError(f"{scheme} model in {path.parent}: {reason}; run `coder build --scheme {scheme}`")
     manifest = read_manifest(scheme, directory) or {}
     if _sha256(path) != manifest.get("model_sha256"):
         raise ModelError(

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._atomic import atomic_write
 from ..errors import InputError
 from ..schemes import MISSING_CODE, load_scheme
 from ..results import STATUSES
@@ -65,10 +66,7 @@ def write_codebook(path: str | os.PathLike, counts: Mapping[str, int], scheme: s
     """Write the codebook to ``path`` atomically (a temp file renamed into place)."""
     path = Path(path)
     text = format_codebook(counts, scheme, statuses=statuses, missing_code=missing_code)
-    tmp = path.parent / f".{path.name}.partial"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _code_text(values: pd.Series, units: Mapping[str, str], missing_code: str) -> pd.Series:

@@ -38,7 +38,7 @@ import io
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -405,8 +405,8 @@ class OutputLabels:
 class Sink:
     """Where coded chunks go. ``append`` chunks, ``checkpoint`` after each, ``commit`` at the end.
 
-    ``checkpoint()`` returns a small JSON-able state; ``Sink.resume(state)`` reopens a sink
-    whose run was interrupted, dropping anything written after that checkpoint.
+    ``checkpoint()`` returns a small JSON-able state; ``open_sink(..., state=state)`` reopens a
+    sink whose run was interrupted, dropping anything written after that checkpoint.
     """
 
     target: Path
@@ -424,10 +424,6 @@ class Sink:
 
     def close(self) -> None:
         """Release handles without committing; partial files stay for `--resume`."""
-
-    def discard(self) -> None:
-        """Remove partial files."""
-        raise NotImplementedError
 
 
 class TextSink(Sink):
@@ -478,10 +474,6 @@ class TextSink(Sink):
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()
-
-    def discard(self) -> None:
-        self.close()
-        self.partial.unlink(missing_ok=True)
 
 
 def csv_bytes(frame: pd.DataFrame, sep: str = ",", *, header: bool = True) -> bytes:
@@ -604,9 +596,6 @@ class PartsSink(Sink):
             raise
         shutil.rmtree(self.dir, ignore_errors=True)
         return counted
-
-    def discard(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- writers; each returns the row count read back from what it wrote
     def _write_parquet(self, path: Path) -> int:
@@ -785,15 +774,3 @@ def open_sink(target: str | os.PathLike, *, bom: bool = False, labels: OutputLab
     _need({"xlsx": "openpyxl", "parquet": "pyarrow", "sav": "pyreadstat"}.get(fmt, "pandas"),
           {"xlsx": "excel", "parquet": "parquet", "sav": "spss"}.get(fmt, "all"), target)
     return PartsSink(target, fmt, labels=labels, state=state)
-
-
-def read_frames(path: str | os.PathLike, *, encoding: str | None = None, chunk_size: int = 500_000,
-                columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
-    """Chunks of a file in any supported format (``columns`` restricts which are kept)."""
-    source = open_source(path, encoding=encoding)
-    if columns is not None:
-        missing = [c for c in columns if c not in source.columns]
-        if missing:
-            raise InputError(f"{path}: no column {missing[0]!r}; columns are {', '.join(source.columns)}")
-    for chunk in source.chunks(chunk_size):
-        yield chunk if columns is None else chunk[list(columns)]

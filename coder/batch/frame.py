@@ -175,12 +175,12 @@ class ChunkCoder:
     def frame(self, rows: Sequence[Row], inv: np.ndarray, index: pd.Index) -> pd.DataFrame:
         """Lay out distinct rows as result columns, one row per ``inv`` entry."""
         fields = list(zip(*rows)) if rows else [()] * 10
-        names = self.columns
         data: dict[str, Any] = {}
-        for name, f in zip(names, (0, 1, 2, 3, 4, 5, 6, 7)):
+        # `columns` lists the row fields in order, without "candidates" (field 7) when k_out is 1.
+        for f, name in enumerate(self.columns):
             if f == 2:
                 data[name] = np.asarray(fields[2], dtype=np.float64)[inv]
-            elif f != 7 or self.k_out > 1:
+            else:
                 data[name] = take_text(fields[f], inv)
         return pd.DataFrame(data, index=index)
 

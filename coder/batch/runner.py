@@ -39,13 +39,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from .._atomic import atomic_write
 from ..errors import CoderError, InputError
 from ..schemes import MISSING_CODE, load_scheme
 from .formats import OutputLabels, Sink, estimate_text_rows, file_format, open_sink, open_source
@@ -77,7 +78,6 @@ class RunSummary:
     refer_rows: int = 0
     resumed_from: int = 0
     workers: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rows_per_second(self) -> float:
@@ -272,12 +272,7 @@ def _model_identity(scheme: str, model_dir: str | None) -> str | None:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data), encoding="utf-8"), fsync=True)
 
 
 def _variable_labels(scheme: str, missing_code: str) -> dict[str, str]:
@@ -396,7 +391,9 @@ def code_file(
     # The model: load (building it if missing or stale) before any worker needs it.
     backend: Any
     if engine == "dask":
-        _ensure_built(scheme_name, model_dir, say)
+        from ..model import ensure_built
+
+        ensure_built(scheme_name, model_dir, progress=say)  # here, so cluster workers never race to build
         settings["model"] = _model_identity(scheme_name, model_dir)
         say(f"connecting to Dask ({scheduler or f'a local cluster of {jobs} workers'})")
         backend = DaskBackend(scheme_name, k_code, scheduler=scheduler, jobs=jobs, model_dir=model_dir,
@@ -443,6 +440,7 @@ def code_file(
                        desc=f"coding {in_path.name}", smoothing=0.05, mininterval=0.5)
         if state:
             say(f"resuming after {done_rows:,} rows ({done_chunks} chunks) already written")
+        signature = _input_signature(in_path)  # saved with each checkpoint; --resume compares it
         for number, chunk in enumerate(source.chunks(chunk_size)):
             start_row = rows_in
             rows_in += len(chunk)
@@ -461,7 +459,7 @@ def code_file(
             if "refer" in sinks:
                 sinks["refer"].append(_refer_rows(out, rows, inv, start_row))
             _write_json_atomic(state_file, {
-                "version": STATE_VERSION, "input": _input_signature(in_path), "settings": settings,
+                "version": STATE_VERSION, "input": signature, "settings": settings,
                 "chunks": number + 1, "rows": rows_in,
                 "output": sinks["output"].checkpoint(),
                 "refer": sinks["refer"].checkpoint() if "refer" in sinks else None,
@@ -523,16 +521,6 @@ def _refer_rows(out: pd.DataFrame, rows: Sequence[Row], inv: np.ndarray, start_r
     refer["candidates"] = take_text([r[8] for r in rows], picked)
     refer["candidate_titles"] = take_text([r[9] for r in rows], picked)
     return refer
-
-
-def _ensure_built(scheme: str, model_dir: str | None, say: Callable[[str], None]) -> None:
-    """Build the model here if it is missing or stale, so cluster workers never race to build."""
-    from ..model import build_model, save_model, stale_reason
-
-    reason = stale_reason(scheme, model_dir)
-    if reason is not None:
-        say(f"building the {scheme} model ({reason}); this takes a few minutes, once")
-        save_model(build_model(scheme, progress=say), model_dir)
 
 
 def _load_state(path: Path, in_path: Path, settings: dict, say: Callable[[str], None]) -> dict | None:

@@ -34,7 +34,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
@@ -214,13 +214,11 @@ def create_app(
     coder_or_model_dir: Coder | Sequence[Coder] | str | PathLike | None = None,
     *,
     scheme: str = "soc2000",
-    preload: Iterable[str] = (),
     model_dir: str | PathLike | None = None,
     build: bool = True,
     build_missing: bool = False,
     executor: Literal["inline", "thread"] = "thread",
     max_body_bytes: int = MAX_BODY_BYTES,
-    progress: Callable[[str], None] | None = None,
 ) -> FastAPI:
     """Build the FastAPI application.
 
@@ -232,8 +230,6 @@ def create_app(
     scheme : str
         Default scheme when a directory is given; loaded at start-up (built first if missing
         or stale, unless ``build`` is False).
-    preload : iterable of str
-        More schemes to load (and build if need be) at start-up.
     model_dir : path, optional
         Where to look for other schemes' models when coders are given (default: the usual
         model directory).
@@ -245,8 +241,6 @@ def create_app(
         Where engine calls run; see the module docstring.
     max_body_bytes : int
         Larger request bodies get 413.
-    progress : callable, optional
-        Receives progress messages while models load or build at start-up.
 
     Examples
     --------
@@ -268,14 +262,13 @@ def create_app(
                         build_missing=build_missing)
     for coder in given:
         registry.add(coder)
-    startup = [registry.default, *(load_scheme(s).name for s in preload)]
     engine = _Engine(executor)
     majors: dict[str, dict[str, dict | None]] = {}  # per scheme: code -> major group JSON
     started = time.time()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await registry.preload(startup, build=build, progress=progress)
+        await registry.preload([registry.default], build=build)
         try:
             yield
         finally:

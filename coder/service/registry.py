@@ -98,14 +98,12 @@ class Registry:
         """Register an already loaded coder under its scheme."""
         self._slots[coder.scheme_name] = _Slot(coder=coder, state="loaded", since=time.time())
 
-    async def preload(self, names: list[str], *, build: bool,
-                      progress: Callable[[str], None] | None = None) -> None:
+    async def preload(self, names: list[str], *, build: bool) -> None:
         """Load (building if ``build``) each scheme now; errors propagate (start-up fails)."""
         for name in names:
             name = load_scheme(name).name
             if self._slots[name].coder is None:
-                coder = await asyncio.to_thread(
-                    Coder.load, name, model_dir=self.model_dir, build=build, progress=progress)
+                coder = await asyncio.to_thread(Coder.load, name, model_dir=self.model_dir, build=build)
                 self.add(coder)
 
     # ----------------------------------------------------------------- lookups
