@@ -232,7 +232,7 @@ def run_baseline(src: Path, dst: Path, rows: int) -> dict:
     return result
 
 
-def survey_accuracy(tmp: Path, model_dir: str | None) -> dict:
+def survey_accuracy(model_dir: str | None) -> dict:
     """Top-1 accuracy on the hand-coded survey answers: coder (auto + refer) vs the baseline."""
     from coder import Coder
     from rapidfuzz import fuzz, process, utils
@@ -250,12 +250,6 @@ def survey_accuracy(tmp: Path, model_dir: str | None) -> dict:
     return {"answers": len(truth),
             "coder_top1": round(float(np.mean([a == b for a, b in zip(got, truth)])), 3),
             "baseline_top1": round(float(np.mean([a == b for a, b in zip(base, truth)])), 3)}
-
-
-def same_codes(a: Path, b: Path) -> bool:
-    ca = pd.read_csv(a, dtype=str, keep_default_na=False, usecols=["soc2000"])["soc2000"]
-    cb = pd.read_csv(b, dtype=str, keep_default_na=False, usecols=["soc2000"])["soc2000"]
-    return bool(ca.equals(cb))
 
 
 # --------------------------------------------------------------------------- report
@@ -387,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.skip_baseline:
             runs["naive baseline, repeat prefix"] = run_baseline(prefix, work / "baseline_prefix.csv", prefix_rows)
         print("accuracy on the survey answers", flush=True)
-        accuracy = survey_accuracy(work, args.model_dir)
+        accuracy = survey_accuracy(args.model_dir)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
