@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import CoderError, InputError
+from .rank import precision_curve
 from .schemes import MISSING_CODE, Scheme, load_scheme
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -167,11 +168,9 @@ def precision_coverage(confidence: np.ndarray, correct: np.ndarray, eligible: np
     conf, ok = confidence[eligible], correct[eligible]
     if len(conf) == 0:
         return pd.DataFrame({"threshold": [], "n_auto": [], "coverage": [], "precision": []})
-    levels, inverse = np.unique(conf, return_inverse=True)
-    hits = np.bincount(inverse, weights=ok, minlength=len(levels))[::-1].cumsum()
-    counts = np.bincount(inverse, minlength=len(levels))[::-1].cumsum()
+    levels, counts, hits = precision_curve(conf, ok)
     return pd.DataFrame({
-        "threshold": levels[::-1],
+        "threshold": levels,
         "n_auto": counts,
         "coverage": counts / max(total, 1),
         "precision": hits / counts,

@@ -12,7 +12,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from threadpoolctl import threadpool_limits
 
-__all__ = ["Ranker", "choose_threshold"]
+__all__ = ["Ranker", "choose_threshold", "precision_curve"]
 
 # Below this many rows, walking all trees at once in NumPy beats sklearn's per-tree loop
 # (which costs ~10 us a tree whatever the batch size: 3 ms for one title).
@@ -144,6 +144,15 @@ class Ranker:
         return self.score(X, q)[1]
 
 
+def precision_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(levels, n, n right) of the auto-coded set ``{confidence >= level}`` for every observed
+    confidence level, highest level first: tied scores are all in or all out."""
+    levels, inverse = np.unique(np.asarray(confidence, np.float64), return_inverse=True)
+    hits = np.bincount(inverse, weights=np.asarray(correct, np.float64), minlength=len(levels))
+    counts = np.bincount(inverse, minlength=len(levels))
+    return levels[::-1], np.cumsum(counts[::-1]), np.cumsum(hits[::-1])
+
+
 def choose_threshold(confidence: np.ndarray, correct: np.ndarray, *, precision: float = 0.95) -> float:
     """Lowest confidence threshold whose auto-coded set ({confidence >= t}) reaches ``precision``.
 
@@ -151,12 +160,8 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, *, precision: 
     Only observed confidence levels are tried, so tied scores are all in or all out.
     Returns 1.0 (auto-code almost nothing) when no threshold reaches the target.
     """
-    levels, inverse = np.unique(np.asarray(confidence, np.float64), return_inverse=True)
-    hits = np.bincount(inverse, weights=np.asarray(correct, np.float64), minlength=len(levels))
-    counts = np.bincount(inverse, minlength=len(levels))
-    # Precision of {confidence >= level} for every level, from the top down.
-    prec = np.cumsum(hits[::-1]) / np.cumsum(counts[::-1])
-    ok = np.flatnonzero(prec >= precision)
+    levels, counts, hits = precision_curve(confidence, correct)
+    ok = np.flatnonzero(hits / np.maximum(counts, 1) >= precision)
     if len(ok) == 0:
         return 1.0
-    return float(levels[::-1][ok[-1]])
+    return float(levels[ok[-1]])
