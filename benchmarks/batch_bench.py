@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from coder import Coder
     from coder.batch.runner import cpu_count
-    from coder.model import read_manifest
+    from coder.store import read_manifest
 
     jobs = args.jobs or cpu_count()
     load_before = os.getloadavg()

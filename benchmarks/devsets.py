@@ -181,7 +181,7 @@ def dev_model_dir(scheme: str = "soc2000") -> Path:
 
 def dev_model_status(split: DevSplit, directory: str | Path | None = None) -> str | None:
     """Why the dev model in ``directory`` cannot be used for ``split`` (None when it can)."""
-    from coder.model import read_manifest, stale_reason
+    from coder.store import read_manifest, stale_reason
 
     directory = dev_model_dir(split.scheme) if directory is None else directory
     reason = stale_reason(split.scheme, directory)
@@ -199,7 +199,8 @@ def build_dev_model(split: DevSplit, directory: str | Path | None = None, *,
 
     Returns ``{"seconds": build time, "path": model file}``.
     """
-    from coder.model import build_model, save_model
+    from coder.build import build_model
+    from coder.store import save_model
 
     directory = dev_model_dir(split.scheme) if directory is None else Path(directory)
     started = time.perf_counter()
@@ -214,7 +215,8 @@ def _load_unchecked(scheme: str, directory: Path):
     """Load a model whose only fault is being stale: its checksum must still match."""
     import joblib
 
-    from coder.model import Model, model_files, read_manifest
+    from coder.build import Model
+    from coder.store import model_files, read_manifest
 
     path, _ = model_files(scheme, directory)
     manifest = read_manifest(scheme, directory) or {}
@@ -243,7 +245,7 @@ def load_dev_coder(split: DevSplit, directory: str | Path | None = None, *, buil
     """
     from coder import Coder
     from coder.errors import ModelError
-    from coder.model import load_model, read_manifest
+    from coder.store import load_model, read_manifest
 
     directory = dev_model_dir(split.scheme) if directory is None else Path(directory)
     info: dict = {"directory": str(directory), "built_now": False, "stale": None}

@@ -171,7 +171,7 @@ def _worker_coder(args: argparse.Namespace) -> dict[str, Any]:
         out["load_seconds"] = round(time.perf_counter() - t0, 3)
         out["rss_after_load_mb"] = round(mem.now_mb(), 1)
         # Where load time goes: the manifest check (hashes data, code and the model file).
-        from coder.model import model_files, stale_reason
+        from coder.store import model_files, stale_reason
         t0 = time.perf_counter()
         stale_reason(args.scheme, args.model_dir)
         out["load_check_seconds"] = round(time.perf_counter() - t0, 3)
@@ -632,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from benchmarks.devsets import dev_model_dir, dev_model_status, split_index
     from coder import load_scheme
-    from coder.model import read_manifest
+    from coder.store import read_manifest
 
     started = time.perf_counter()
     args.scheme = load_scheme(args.scheme).name

@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from coder import Coder
     from coder._paths import model_dir
-    from coder.model import read_manifest
+    from coder.store import read_manifest
 
     rng = random.Random(args.seed)
     levels = (1, 10, 50)

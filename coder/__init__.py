@@ -20,20 +20,22 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Coder": "engine", "Result": "results", "Candidate": "results", "code_frame": "batch.frame",
-    "build_model": "model", "load_model": "model", "save_model": "model", "normalise": "normalise",
+    "build_model": "build", "load_model": "store", "save_model": "store", "read_answer": "answer", "normalise": "normalise",
 }
 
 __all__ = [
     "Coder", "Result", "Candidate", "code_frame",
     "CoderError", "DataError", "InputError", "ModelError", "UnknownSchemeError",
-    "build_model", "load_model", "save_model", "load_scheme", "normalise",
+    "build_model", "load_model", "save_model", "load_scheme", "normalise", "read_answer",
     "SCHEMES", "MISSING_CODE", "__version__",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .batch.frame import code_frame
     from .engine import Coder
-    from .model import build_model, load_model, save_model
+    from .answer import read_answer
+    from .build import build_model
+    from .store import load_model, save_model
     from .normalise import normalise
     from .results import Candidate, Result
 

@@ -1,9 +1,10 @@
-"""Wire the candidate stages and describe every (query, code) candidate by a row of features.
+"""Run the stages over a batch and describe every candidate (query, code) by named features.
 
-Titles are matched in title space (exact, fuzzy, TF-IDF over the index's distinct titles);
-each matched title brings all its index entries, whose industry/additional qualifiers are then
-compared with the query's context. The classifier adds codes the title matches missed.
-The result is one row per (query, code) for the ranker.
+Title-proposing stages put forward index titles; each title brings all its entries, whose
+qualifiers (ADD / IND) are compared here with the query's industry and description: this is
+where context chooses between entries that share a title. Code-proposing stages add codes
+directly. Every candidate code then gets the generator's own columns (`BASE_FEATURES`) and
+each stage's columns; `FEATURES` is their concatenation in `STAGES` order.
 """
 
 from __future__ import annotations
@@ -13,368 +14,340 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from rapidfuzz import fuzz, process
-from sklearn.preprocessing import normalize
 
 from .index import IndexEntry
-from .normalise import normalise
-from .schemes import load_scheme
-from .stages import TopK, top_k_dense
-from .stages.classifier import ClassifierStage
-from .stages.exact import ExactStage
-from .stages.fuzzy import FuzzyStage
-from .stages.tfidf import TfidfEncoder, TfidfStage
-from .stages.wordcode import WordCodeStage
+from .stages import STAGES
+from .stages.base import Pairs, Proposals, Queries, Stage
+from .stages.tfidf import rowwise_dot
+from .table import IndexTable
 
-__all__ = ["CandidateGenerator", "FEATURES", "METHODS"]
+__all__ = ["CandidateGenerator", "Candidates", "FEATURES", "METHODS", "BASE_FEATURES", "feature_names"]
 
 HIT_INDUSTRY = 0.8  # context-to-qualifier cosine that counts as "the same qualifier"
-DEFAULT_FLAGS = {"": 0, "O": 1, "I": 2, "A": 3, "Q": 4, "QS": 5, "M": 6}
-METHODS = ("exact", "fuzzy", "tfidf", "classifier")
+CONTEXT_MATCH = 0.3  # ... that counts as the context choosing an entry
 
-# Order matters: the ranker is trained on these columns.
-FEATURES = (
-    "cos", "fuzzy", "exact", "head", "ind", "pair", "n_pairs", "best_default", "best_qualified",
-    "any_default_unqualified", "clf", "clf_rank", "prior", "rank_cos", "rank_pair", "gap_cos",
-    "gap_pair", "gap_clf", "has_ctx", "n_tok", "q_exact", "q_vague", "q_exact_codes",
-    "q_max_cos", "q_clf_top", "vague_cos", "w_head", "w_mod", "w_ctx", "centroid", "clf_minor",
-    "vote", "hit", "q_hit",
+# The generator's own columns, from title matches and entry qualifiers.
+BASE_FEATURES = (
+    "sim",  # best score any stage gave one of the code's titles
+    "exact",  # the code has an entry under the query's own title
+    "ind", "ind_desc",  # industry / description vs the best-matching entry qualifier
+    "pair",  # heuristic entry score of the explaining entry
+    "n_pairs", "n_stages",  # entries reached; stages that proposed the code
+    "best_default", "best_qualified", "any_default_unqualified",
+    "hit",  # the index's own answer: query title, and no qualifier or a matching one
+    "hit_plain",  # the query title's unqualified entry has this code
+    "prior", "rank_pair", "gap_pair",
+    "has_ind", "has_desc", "n_tok",
+    "q_exact", "q_exact_codes", "q_hit", "q_vague", "vague_sim",
+    "q_title_qualified",  # share of the query title's entries that carry a qualifier
+    "q_ind_any",  # how well the context matches any qualifier of the query title's entries
 )
 
 
-def _rowwise_dot(a: sp.csr_matrix, ia: np.ndarray, b: sp.csr_matrix, ib: np.ndarray) -> np.ndarray:
-    """``a[ia[i]] . b[ib[i]]`` for every i, without forming a dense matrix."""
-    if len(ia) == 0:
-        return np.zeros(0, np.float32)
-    return np.asarray(a[ia].multiply(b[ib]).sum(axis=1), dtype=np.float32).ravel()
+def feature_names(stages: Sequence[type[Stage] | Stage]) -> tuple[str, ...]:
+    """Ranker columns for a list of stages: the base columns, then each stage's."""
+    names = list(BASE_FEATURES)
+    for stage in stages:
+        names.extend(stage.FEATURES)
+    if len(set(names)) != len(names):
+        raise ValueError(f"feature names clash: {sorted(n for n in names if names.count(n) > 1)}")
+    return tuple(names)
 
 
-def _head(title: str) -> str:
-    # English job titles put the occupation last: "bookshop *manager*", "fish cake *maker*".
-    return title.rsplit(" ", 1)[-1] if title else ""
-
-
-def _starts(sorted_keys: np.ndarray) -> np.ndarray:
-    """Index of the first row of every run of equal keys."""
-    if len(sorted_keys) == 0:
-        return np.zeros(0, np.int64)
-    return np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-
-
-def _rank_desc(group: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """1-based rank of each value within its group, largest first, ties sharing the best rank."""
-    n = len(values)
-    if n == 0:
-        return np.zeros(0, np.float32)
-    order = np.lexsort((-values, group))
-    g, v = group[order], values[order]
-    pos = np.arange(n)
-    new_group = np.r_[True, g[1:] != g[:-1]]
-    new_value = new_group | np.r_[True, v[1:] != v[:-1]]
-    group_start = np.maximum.accumulate(np.where(new_group, pos, 0))
-    run_start = np.maximum.accumulate(np.where(new_value, pos, 0))
-    rank = np.empty(n, np.float32)
-    rank[order] = run_start - group_start + 1
-    return rank
-
-
-def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(found, position) of each key in ``sorted_keys``."""
-    pos = np.searchsorted(sorted_keys, keys)
-    if len(sorted_keys) == 0:
-        return np.zeros(len(keys), bool), pos
-    found = sorted_keys[np.minimum(pos, len(sorted_keys) - 1)] == keys
-    return found, pos
-
-
-def _group_max(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """Per-row maximum of ``values`` over the row's group (groups need not be sorted)."""
-    out = np.full(n_groups, -np.inf, np.float32)
-    np.maximum.at(out, group, values)
-    return out[group]
+FEATURES = feature_names(STAGES)
+METHODS = tuple(stage.name for stage in STAGES)
 
 
 @dataclass(frozen=True)
 class Candidates:
-    """Candidate rows for a batch, sorted by query: row i proposes ``code[i]`` (an index into
-    the generator's codes) for query ``q[i]``, explained by index entry ``entry[i]`` found by
-    ``METHODS[method[i]]``; ``X`` holds the FEATURES. ``vague[q]`` flags queries whose exact
-    title the index calls not codable on its own."""
+    """Candidate rows for a batch, sorted by query: row i proposes code ``code[i]`` (a code
+    number of the generator's table) for query ``q[i]``, explained by index entry
+    ``entry[i]`` which stage ``methods[method[i]]`` found; ``X[:, j]`` is feature
+    ``features[j]``.
+
+    Per query: ``vague`` (the index holds the title but says it is not codable alone) and
+    ``hit`` (the index holds the answer: its title, with no qualifier or a matching one).
+    ``described``: the query came with a description. Per row: ``context_match`` (the
+    industry or description matches the explaining entry's qualifier: the context chose it).
+    """
 
     q: np.ndarray
     code: np.ndarray
     entry: np.ndarray
     method: np.ndarray
     X: np.ndarray
+    context_match: np.ndarray
     vague: np.ndarray
+    hit: np.ndarray
+    described: np.ndarray
+    features: tuple[str, ...]
+    methods: tuple[str, ...]
+
+    def column(self, name: str) -> np.ndarray:
+        return self.X[:, self.features.index(name)]
+
+    def groups(self) -> np.ndarray:
+        """Calibration group of each row: whether the index holds the query (a hit) and
+        whether it came with a description. The same ranker score means a different chance
+        of being right in each."""
+        return (2 * self.hit[self.q] + self.described[self.q]).astype(np.int64)
 
     def frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (for training and inspection)."""
-        out = pd.DataFrame(self.X, columns=list(FEATURES))
+        out = pd.DataFrame(self.X, columns=list(self.features))
         out.insert(0, "q", self.q)
         out.insert(1, "code", self.code)
         out.insert(2, "entry", self.entry)
-        out.insert(3, "method", np.asarray(METHODS)[self.method])
+        out.insert(3, "method", np.asarray(self.methods)[self.method])
+        out["group"] = self.groups()
         return out
+
+    @classmethod
+    def concat(cls, parts: Sequence["Candidates"]) -> "Candidates":
+        offsets = np.cumsum([0] + [len(p.vague) for p in parts[:-1]])
+        return cls(
+            q=np.concatenate([p.q + off for p, off in zip(parts, offsets)]),
+            **{name: np.concatenate([getattr(p, name) for p in parts])
+               for name in ("code", "entry", "method", "X", "context_match", "vague", "hit", "described")},
+            features=parts[0].features, methods=parts[0].methods,
+        )
+
+
+def _first_of_runs(sorted_keys: np.ndarray) -> np.ndarray:
+    if len(sorted_keys) == 0:
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
 
 
 class CandidateGenerator:
-    """Fitted on index entries for one scheme; `generate` gives candidate rows for queries."""
+    """Fitted on index entries for one scheme; `generate` gives candidate rows for queries.
 
-    def __init__(self, scheme: str, *, k_tfidf: int = 10, k_fuzzy: int = 5, k_classifier: int = 10,
-                 fuzzy_gate: float = 0.9, keep_top: int = 8, classifier_jobs: int | None = None,
+    Parameters
+    ----------
+    stages
+        Stage classes to run, in order (default `coder.stages.STAGES`).
+    keep_top
+        Candidates ranked below this by every stage's proposals and by the entry score are
+        dropped before the stages describe them: they almost never win after reranking.
+    chunk
+        Queries per internal batch; bounds the dense (queries x codes) arrays.
+    """
+
+    def __init__(self, scheme: str, *, stages: Sequence[type[Stage]] | None = None, keep_top: int = 8,
                  chunk: int = 2048):
         self.scheme = scheme
-        self.k_tfidf = k_tfidf
-        self.k_fuzzy = k_fuzzy
-        self.k_classifier = k_classifier
-        self.fuzzy_gate = fuzzy_gate
-        self.chunk = chunk  # bounds the dense (queries x codes) arrays
+        self.stages = tuple(STAGES if stages is None else stages)
         self.keep_top = keep_top
-        self.classifier_jobs = classifier_jobs
+        self.chunk = chunk
 
     # ------------------------------------------------------------------ fit
-    def fit(self, entries: Sequence[IndexEntry]) -> "CandidateGenerator":
-        entry_titles = [normalise(e.natural) for e in entries]
-        quals = [normalise(f"{e.add} {e.ind}") for e in entries]
-        codes = [e.code(self.scheme) for e in entries]
-        self.codes_ = np.array(sorted({c for c in codes if c}))
-        code_pos = {c: i for i, c in enumerate(self.codes_)}
-        # How each entry is quoted to users. A NumPy string array, not the IndexEntry objects:
-        # 30k small objects made loading the model 1 s slower.
-        self.entry_text_ = np.array([e.describe() for e in entries], dtype=str)
-        self.entry_code_ = np.array([code_pos[c] if c else -1 for c in codes], np.int32)
-        self.entry_default_ = np.array([DEFAULT_FLAGS.get(e.default, 0) for e in entries], np.int8)
-        self.entry_qualified_ = np.array([bool(q) for q in quals])
-
-        titles, entry_title = np.unique(np.array(entry_titles, dtype=object), return_inverse=True)
-        self.titles_ = [str(t) for t in titles]
-        self.entry_title_ = entry_title.astype(np.int32)
-        order = np.argsort(self.entry_title_, kind="stable")
-        self.title_entries_ = order.astype(np.int32)
-        self.title_ptr_ = np.searchsorted(self.entry_title_[order], np.arange(len(titles) + 1)).astype(np.int32)
-        vague_unqualified = (self.entry_code_ < 0) & ~self.entry_qualified_
-        self.title_vague_ = np.zeros(len(titles), bool)
-        self.title_vague_[self.entry_title_[vague_unqualified]] = True
-        heads = {h: i for i, h in enumerate(sorted({_head(t) for t in self.titles_}))}
-        self.head_ids_ = heads
-        self.title_head_ = np.array([heads[_head(t)] for t in self.titles_], np.int32)
-
-        codable = self.entry_code_ >= 0
-        docs = [f"{t} {q}".strip() for t, q in zip(entry_titles, quals)]
-        self.encoder_ = TfidfEncoder().fit(docs)
-        self.title_vecs_ = self.encoder_.transform(self.titles_)
-        self.qual_vecs_ = self.encoder_.transform(quals)
-        self.exact_ = ExactStage().fit(self.titles_)
-        self.fuzzy_ = FuzzyStage(k=self.k_fuzzy).fit(self.titles_)
-        self.tfidf_ = TfidfStage(k=self.k_tfidf).fit(self.titles_)
-        self.classifier_ = ClassifierStage(k=self.k_classifier, n_jobs=self.classifier_jobs).fit(
-            [d for d, ok in zip(docs, codable) if ok], self.entry_code_[codable], encoder=self.encoder_
-        )
-        self.wordcode_ = WordCodeStage().fit(
-            [t for t, ok in zip(entry_titles, codable) if ok],
-            [q for q, ok in zip(quals, codable) if ok], self.entry_code_[codable], len(self.codes_),
-        )
-        member = sp.csr_matrix(
-            (np.ones(codable.sum(), np.float32), (self.entry_code_[codable], np.flatnonzero(codable))),
-            shape=(len(self.codes_), len(entries)),
-        )
-        doc_vecs = self.encoder_.transform(docs)
-        self.centroids_t_ = normalize(member @ doc_vecs).T.tocsr().astype(np.float32)
-        scheme = load_scheme(self.scheme)
-        groups = np.array([scheme.level_code(c, "minor") for c in self.codes_])
-        _, self.code_group_ = np.unique(groups, return_inverse=True)
-        class_group = self.code_group_[self.classifier_.classes_]
-        self.class_group_onehot_ = np.eye(class_group.max() + 1, dtype=np.float32)[class_group]
-        counts = np.bincount(self.entry_code_[codable], minlength=len(self.codes_))
-        self.prior_ = np.log1p(counts).astype(np.float32)
-        # The entry that stands for a code when only the classifier proposes it: prefer an
-        # unqualified default entry, then any unqualified one.
-        self.code_entry_ = np.full(len(self.codes_), -1, np.int32)
-        rank = np.where(self.entry_qualified_, 2, np.where(self.entry_default_ > 0, 0, 1))
-        for i in np.lexsort((rank, self.entry_code_)):
-            c = self.entry_code_[i]
-            if c >= 0 and self.code_entry_[c] < 0:
-                self.code_entry_[c] = i
+    def fit(self, entries: Sequence[IndexEntry], *, seed: int = 0) -> "CandidateGenerator":
+        self.table_ = IndexTable(self.scheme).fit(entries)
+        self.stages_ = [cls().fit(self.table_, seed=seed) for cls in self.stages]
+        self.features_ = feature_names(self.stages_)
+        self.methods_ = tuple(stage.name for stage in self.stages_)
         return self
 
+    @property
+    def codes_(self) -> np.ndarray:
+        return self.table_.codes_
+
+    @property
+    def entry_text_(self) -> np.ndarray:
+        return self.table_.entry_text_
+
     # ------------------------------------------------------------- generate
-    def generate(self, titles: Sequence[str], contexts: Sequence[str]) -> Candidates:
-        """Candidate rows for normalised ``titles`` with normalised industry ``contexts``."""
+    def generate(self, titles: Sequence[str], industries: Sequence[str],
+                 descriptions: Sequence[str] | None = None) -> Candidates:
+        """Candidate rows for normalised ``titles`` with normalised ``industries`` and
+        ``descriptions`` ('' where absent)."""
+        titles, industries = list(titles), list(industries)
+        descriptions = [""] * len(titles) if descriptions is None else list(descriptions)
         if len(titles) <= self.chunk:
-            return self._generate(list(titles), list(contexts))
-        parts = [self._generate(list(titles[i : i + self.chunk]), list(contexts[i : i + self.chunk]))
-                 for i in range(0, len(titles), self.chunk)]
-        offsets = np.cumsum([0] + [len(p.vague) for p in parts[:-1]])
-        return Candidates(
-            q=np.concatenate([p.q + off for p, off in zip(parts, offsets)]),
-            code=np.concatenate([p.code for p in parts]),
-            entry=np.concatenate([p.entry for p in parts]),
-            method=np.concatenate([p.method for p in parts]),
-            X=np.concatenate([p.X for p in parts]),
-            vague=np.concatenate([p.vague for p in parts]),
-        )
+            return self._generate(titles, industries, descriptions)
+        return Candidates.concat([
+            self._generate(titles[i : i + self.chunk], industries[i : i + self.chunk],
+                           descriptions[i : i + self.chunk])
+            for i in range(0, len(titles), self.chunk)
+        ])
 
-    def _generate(self, titles: list[str], contexts: list[str]) -> Candidates:
-        n = len(titles)
-        has_ctx = np.array([bool(c) for c in contexts], dtype=bool)
-        q_title = self.encoder_.transform(titles)
-        if has_ctx.any():  # most survey answers come without one: skip two transforms
-            q_full = self.encoder_.transform([f"{t} {c}".strip() for t, c in zip(titles, contexts)])
-            q_ctx = self.encoder_.transform(contexts)
-        else:
-            q_full, q_ctx = q_title, sp.csr_matrix(q_title.shape, dtype=np.float32)
+    def _generate(self, titles: list[str], industries: list[str], descriptions: list[str]) -> Candidates:
+        table = self.table_
+        queries = Queries(titles, industries, descriptions, table)
+        n, n_codes = queries.n, table.n_codes
+        title_props: list[tuple[int, Proposals]] = []
+        code_props: list[tuple[int, Proposals]] = []
+        q_title = np.full(n, -1, np.int64)
+        for s, stage in enumerate(self.stages_):
+            p = stage.propose(queries)
+            if p is None or len(p.q) == 0:
+                continue
+            if p.kind == "title":
+                title_props.append((s, p))
+                np.maximum.at(queries.best_title, p.q, p.score)
+                if p.exact:
+                    q_title[p.q] = p.target
+            else:
+                code_props.append((s, p))
 
-        exact = self.exact_.query(titles)
-        tfidf = self.tfidf_.query(titles)
-        # Edit distance is the typo fallback: skip it where the title is already found.
-        need_fuzzy = np.flatnonzero((exact.idx[:, 0] < 0) & (tfidf.score[:, 0] < self.fuzzy_gate))
-        fuzzy = TopK.empty(n, self.k_fuzzy)
-        if len(need_fuzzy):
-            found = self.fuzzy_.query([titles[i] for i in need_fuzzy])
-            fuzzy.idx[need_fuzzy], fuzzy.score[need_fuzzy] = found.idx, found.score
-        hits = [exact, fuzzy, tfidf]
-        qi = np.concatenate([np.repeat(np.arange(n), h.idx.shape[1]) for h in hits])
-        ti = np.concatenate([h.idx.ravel() for h in hits])
-        keep = ti >= 0
-        pairs = np.unique(np.stack([qi[keep], ti[keep]], 1), axis=0) if keep.any() else np.zeros((0, 2), int)
-        pq, pt = pairs[:, 0], pairs[:, 1]
+        # (query, title) pairs: best score, the stage that gave it (earliest on ties), and
+        # every stage that proposed it (a bit each).
+        tq, tt, t_sim, t_method, t_bits = _title_pairs(title_props)
+        of, ent = table.title_entries(tt)
+        e_q, e_code = tq[of], table.entry_code_[ent].astype(np.int64)
+        vague_sim = np.zeros(n, np.float32)
+        vague_rows = e_code < 0
+        np.maximum.at(vague_sim, e_q[vague_rows], t_sim[of][vague_rows])
+        ok = ~vague_rows
+        of, ent, e_q, e_code = of[ok], ent[ok], e_q[ok], e_code[ok]
 
-        # Title-level evidence, computed exactly for every (query, title) pair found by any stage.
-        t_cos = _rowwise_dot(q_title, pq, self.title_vecs_, pt)
-        t_fuzzy = (
-            process.cpdist([titles[i] for i in pq], [self.titles_[j] for j in pt],
-                           scorer=fuzz.token_sort_ratio,
-                           workers=-1 if len(pq) > 20_000 else 1).astype(np.float32) / 100.0
-            if len(pq) else np.zeros(0, np.float32)
-        )
-        exact_title = hits[0].idx[:, 0]
-        t_exact = (exact_title[pq] == pt).astype(np.float32)
-        q_head = np.array([self.head_ids_.get(_head(t), -1) for t in titles], np.int32)
-        t_head = (q_head[pq] == self.title_head_[pt]).astype(np.float32)
+        e_ind = (rowwise_dot(queries.vectors("industry"), e_q, table.qual_vecs_, ent)
+                 if queries.has_industry.any() else np.zeros(len(ent), np.float32))
+        e_ind_desc = (rowwise_dot(queries.vectors("description"), e_q, table.qual_vecs_, ent)
+                      if queries.has_description.any() else np.zeros(len(ent), np.float32))
+        e_exact = tt[of] == q_title[e_q]
+        e_qual = table.entry_qualified_[ent]
+        e_default = table.entry_default_[ent]
+        e_context = np.maximum(e_ind, e_ind_desc)
+        e_hit = e_exact & (~e_qual | (e_ind >= HIT_INDUSTRY))
+        # Heuristic entry score, only to pick the entry that explains a code; the ranker decides.
+        e_score = (t_sim[of] + 0.3 * e_exact + e_ind + 0.5 * e_ind_desc
+                   - 0.15 * (e_qual & (e_context < CONTEXT_MATCH)) + 0.05 * (e_default > 0)).astype(np.float32)
 
-        # Expand titles to their entries.
-        counts = self.title_ptr_[pt + 1] - self.title_ptr_[pt]
-        pair_of = np.repeat(np.arange(len(pt)), counts)
-        starts = np.repeat(self.title_ptr_[pt], counts)
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        ent = self.title_entries_[starts + offsets]
-        eq = pq[pair_of]
-        e_code = self.entry_code_[ent]
-        e_ind = _rowwise_dot(q_ctx, eq, self.qual_vecs_, ent)
-        e_qual = self.entry_qualified_[ent]
-        e_default = self.entry_default_[ent]
-        # Heuristic pair score, only to pick the entry that explains a code; the ranker decides.
-        e_pair = (t_cos[pair_of] + 0.3 * t_exact[pair_of] + e_ind
-                  - 0.15 * (e_qual & ~has_ctx[eq]) + 0.05 * (e_default > 0)).astype(np.float32)
-
-        vague_cos = np.zeros(n, np.float32)
-        is_vague = e_code < 0
-        np.maximum.at(vague_cos, eq[is_vague], t_cos[pair_of][is_vague])
-        # The query *is* an index entry: its exact title, and either an entry without
-        # qualifiers or one whose qualifiers the query's context repeats. `q_hit` also splits
-        # the calibration: the index's own answer is far more reliable than a neighbour's.
-        e_hit = (t_exact[pair_of] > 0) & (~e_qual | (e_ind >= HIT_INDUSTRY)) & (e_code >= 0)
-        q_hit = np.zeros(n, bool)
-        q_hit[eq[e_hit]] = True
-        q_vague = np.zeros(n, bool)
-        has_exact = exact_title >= 0
-        q_vague[has_exact] = self.title_vague_[exact_title[has_exact]]
-
-        # One row per (query, code): maxima over the code's entries, plus its best entry.
-        codable = ~is_vague
-        n_codes = len(self.codes_)
-        pair_key = eq[codable].astype(np.int64) * n_codes + e_code[codable]
-        p_pair = e_pair[codable]
-        order = np.lexsort((-p_pair, pair_key))
-        key_sorted = pair_key[order]
-        first = _starts(key_sorted)
-        src = np.flatnonzero(codable)[order]  # rows of the entry-level arrays, sorted
-
-        def gmax(values: np.ndarray) -> np.ndarray:
-            return np.maximum.reduceat(values[src], first) if len(first) else np.zeros(0, np.float32)
-
-        def gsum(values: np.ndarray) -> np.ndarray:
-            return np.add.reduceat(values[src], first) if len(first) else np.zeros(0, np.float32)
-
-        best = src[first] if len(first) else np.zeros(0, np.int64)
-        t_src = pair_of  # entry row -> (query, title) pair row
-        title_keys = key_sorted[first] if len(first) else np.zeros(0, np.int64)
-        title_feats = {
-            "cos": gmax(t_cos[t_src]), "fuzzy": gmax(t_fuzzy[t_src]), "exact": gmax(t_exact[t_src]),
-            "head": gmax(t_head[t_src]), "ind": gmax(e_ind), "pair": gmax(e_pair),
-            "n_pairs": np.diff(np.r_[first, len(key_sorted)]).astype(np.float32),
-            # Many close titles with this code is stronger evidence than one.
-            "vote": gsum(t_cos[t_src] ** 3),
-            "best_default": e_default[best].astype(np.float32),
-            "best_qualified": e_qual[best].astype(np.float32),
-            "any_default_unqualified": gmax(((e_default > 0) & ~e_qual).astype(np.float32)),
-            "hit": gmax(e_hit.astype(np.float32)),
-        }
-        best_exact = t_exact[t_src][best] > 0
-        best_method = np.where(best_exact, 0, np.where(t_fuzzy[t_src][best] > t_cos[t_src][best], 1, 2))
-
-        clf_all = self.classifier_.scores(q_full)  # queries x classes
-        clf = top_k_dense(clf_all, self.k_classifier, min_score=-1.0)
-        kc = clf.idx.shape[1]
-        c_ok = clf.idx.ravel() >= 0
-        clf_code = self.classifier_.classes_[np.maximum(clf.idx.ravel(), 0)]
-        clf_keys = (np.repeat(np.arange(n), kc).astype(np.int64) * n_codes + clf_code)[c_ok]
-        clf_score = clf.score.ravel()[c_ok]
-        clf_rank = np.tile(np.arange(1, kc + 1, dtype=np.float32), n)[c_ok]
-
-        keys = np.union1d(title_keys, clf_keys)
+        # Candidate (query, code) pairs: from entries and from code proposals.
+        c_q = np.concatenate([p.q for _, p in code_props]) if code_props else np.zeros(0, np.int64)
+        c_code = np.concatenate([p.target for _, p in code_props]) if code_props else np.zeros(0, np.int64)
+        c_score = np.concatenate([p.score for _, p in code_props]) if code_props else np.zeros(0, np.float32)
+        c_stage = np.concatenate([np.full(len(p.q), s) for s, p in code_props]) if code_props else np.zeros(0, np.int64)
+        c_entry = (np.concatenate([p.entry if p.entry is not None else np.full(len(p.q), -1) for _, p in code_props])
+                   if code_props else np.zeros(0, np.int64))
+        c_rank = np.concatenate([_rank_in_query(p.q, p.score) for _, p in code_props]) if code_props else np.zeros(0, np.float32)
+        e_key = e_q * n_codes + e_code
+        c_key = c_q * n_codes + c_code
+        keys = np.union1d(e_key, c_key)
+        e_pair = np.searchsorted(keys, e_key)
+        c_pair = np.searchsorted(keys, c_key)
         m = len(keys)
-        from_title, in_title = _lookup(title_keys, keys)
-        clf_order = np.argsort(clf_keys)
-        from_clf, in_clf = _lookup(clf_keys[clf_order], keys)
-        qs = (keys // n_codes).astype(np.int64)
-        codes = (keys % n_codes).astype(np.int64)
-        feats: dict[str, np.ndarray] = {}
-        for name, values in title_feats.items():
-            col = np.zeros(m, np.float32)
-            col[from_title] = values[in_title[from_title]]
-            feats[name] = col
-        feats["clf"] = np.zeros(m, np.float32)
-        feats["clf_rank"] = np.full(m, kc + 1, np.float32)
-        feats["clf"][from_clf] = clf_score[clf_order][in_clf[from_clf]]
-        feats["clf_rank"][from_clf] = clf_rank[clf_order][in_clf[from_clf]]
-        entry = self.code_entry_[codes].astype(np.int64)
-        entry[from_title] = ent[best[in_title[from_title]]]
-        method = np.full(m, 3, np.int8)
-        method[from_title] = best_method[in_title[from_title]]
+        pq, pcode = keys // n_codes, keys % n_codes
 
-        feats["prior"] = self.prior_[codes]
-        feats["rank_cos"] = _rank_desc(qs, feats["cos"])
-        feats["rank_pair"] = _rank_desc(qs, feats["pair"])
-        max_cos = _group_max(qs, feats["cos"], n)
-        feats["gap_cos"] = max_cos - feats["cos"]
-        feats["gap_pair"] = _group_max(qs, feats["pair"], n) - feats["pair"]
-        feats["gap_clf"] = _group_max(qs, feats["clf"], n) - feats["clf"]
-        exact_codes = np.bincount(qs[feats["exact"] > 0], minlength=n).astype(np.float32)
-        n_tok = np.array([len(t.split()) for t in titles], np.float32)
-        feats["has_ctx"] = has_ctx[qs].astype(np.float32)
-        feats["n_tok"] = n_tok[qs]
-        feats["q_exact"] = has_exact[qs].astype(np.float32)
-        feats["q_vague"] = q_vague[qs].astype(np.float32)
-        feats["q_hit"] = q_hit[qs].astype(np.float32)
-        feats["q_exact_codes"] = exact_codes[qs]
-        feats["q_max_cos"] = max_cos
-        feats["q_clf_top"] = clf.score[:, 0][qs]
-        feats["vague_cos"] = vague_cos[qs]
-        w_head, w_mod, w_ctx = self.wordcode_.scores(titles, contexts)
-        feats["w_head"] = w_head[qs, codes]
-        feats["w_mod"] = w_mod[qs, codes]
-        feats["w_ctx"] = w_ctx[qs, codes]
-        feats["centroid"] = (q_full @ self.centroids_t_).toarray()[qs, codes]
-        # Share of the classifier's belief that falls in this code's minor group.
-        mass = clf_all @ self.class_group_onehot_
-        feats["clf_minor"] = mass[qs, self.code_group_[codes]] / np.maximum(mass.sum(axis=1), 1e-9)[qs]
-        X = np.column_stack([feats[f] for f in FEATURES]).astype(np.float32) if m else np.zeros((0, len(FEATURES)), np.float32)
-        # Codes far down both the classifier's and the title matches' lists almost never win
-        # after reranking; dropping them cuts the ranker's work by ~40% (measured on held-out
-        # entries: top-1 and top-5 unchanged).
-        keep = (feats["clf_rank"] <= self.keep_top) | (feats["rank_pair"] <= self.keep_top)
-        return Candidates(q=qs[keep], code=codes[keep], entry=entry[keep], method=method[keep],
-                          X=X[keep], vague=q_vague)
+        def emax(values: np.ndarray) -> np.ndarray:
+            out = np.zeros(m, np.float32)
+            np.maximum.at(out, e_pair, np.asarray(values, np.float32))
+            return out
+
+        # Explaining entry: the pair's best entry row by e_score; else its best code proposal.
+        entry = np.full(m, -1, np.int64)
+        method = np.zeros(m, np.int8)
+        has_rows = np.zeros(m, bool)
+        best_row = np.full(m, -1, np.int64)
+        if len(e_pair):
+            order = np.lexsort((-e_score, e_pair))
+            first = order[_first_of_runs(e_pair[order])]
+            best_row[e_pair[first]] = first
+            has_rows[e_pair[first]] = True
+            entry[e_pair[first]] = ent[first]
+            method[e_pair[first]] = t_method[of[first]]
+        if len(c_pair):
+            order = np.lexsort((c_stage, -c_score, c_pair))
+            first = order[_first_of_runs(c_pair[order])]
+            take = ~has_rows[c_pair[first]]
+            pick = first[take]
+            chosen = c_entry[pick]
+            entry[c_pair[pick]] = np.where(chosen >= 0, chosen, table.code_entry_[c_code[pick]])
+            method[c_pair[pick]] = c_stage[pick]
+        bits = np.zeros(m, np.int64)
+        np.bitwise_or.at(bits, e_pair, t_bits[of])
+        np.bitwise_or.at(bits, c_pair, np.left_shift(1, c_stage))
+        code_rank = np.full(m, np.inf, np.float32)
+        np.minimum.at(code_rank, c_pair, c_rank)
+
+        q_hit = np.zeros(n, bool)
+        q_hit[e_q[e_hit]] = True
+        has_exact = q_title >= 0
+        q_vague = np.zeros(n, bool)
+        q_vague[has_exact] = table.title_vague_[q_title[has_exact]]
+        exact_codes = np.zeros(n, np.float32)
+        exact_pair = emax(e_exact) > 0
+        np.add.at(exact_codes, pq[exact_pair], 1.0)
+        pair_score = emax(e_score)
+        q_entries = np.zeros(n, np.float32)
+        q_qualified = np.zeros(n, np.float32)
+        np.add.at(q_entries, e_q[e_exact], 1.0)
+        np.add.at(q_qualified, e_q[e_exact], e_qual[e_exact].astype(np.float32))
+        q_ind_any = np.zeros(n, np.float32)
+        np.maximum.at(q_ind_any, e_q[e_exact], e_context[e_exact])
+        safe = np.maximum(best_row, 0)
+        base = {
+            "sim": emax(t_sim[of]), "exact": exact_pair.astype(np.float32),
+            "ind": emax(e_ind), "ind_desc": emax(e_ind_desc), "pair": pair_score,
+            "n_pairs": np.bincount(e_pair, minlength=m).astype(np.float32),
+            "n_stages": np.array([bin(b).count("1") for b in bits.tolist()], np.float32),
+            "best_default": np.where(has_rows, e_default[safe], table.entry_default_[entry]).astype(np.float32),
+            "best_qualified": np.where(has_rows, e_qual[safe], table.entry_qualified_[entry]).astype(np.float32),
+            "any_default_unqualified": emax((e_default > 0) & ~e_qual),
+            "hit": emax(e_hit), "hit_plain": emax(e_exact & ~e_qual),
+            "prior": table.prior_[pcode],
+            "rank_pair": _rank_in_query(pq, pair_score),
+            "gap_pair": _query_max(pq, pair_score, n) - pair_score,
+            "has_ind": queries.has_industry[pq].astype(np.float32),
+            "has_desc": queries.has_description[pq].astype(np.float32),
+            "n_tok": np.array([len(t.split()) for t in titles], np.float32)[pq],
+            "q_exact": has_exact[pq].astype(np.float32), "q_exact_codes": exact_codes[pq],
+            "q_hit": q_hit[pq].astype(np.float32), "q_vague": q_vague[pq].astype(np.float32),
+            "vague_sim": vague_sim[pq],
+            "q_title_qualified": (q_qualified / np.maximum(q_entries, 1.0))[pq], "q_ind_any": q_ind_any[pq],
+        }
+        context_match = np.where(has_rows, (e_context[safe] >= CONTEXT_MATCH) & e_qual[safe], False)
+
+        # Drop candidates far down every list before the stages describe them.
+        keep = (base["rank_pair"] <= self.keep_top) | (code_rank <= self.keep_top) | (base["hit"] > 0)
+        kept = np.flatnonzero(keep)
+        remap = np.full(m, -1, np.int64)
+        remap[kept] = np.arange(len(kept))
+        rows_kept = remap[e_pair] >= 0
+        pairs = Pairs(n_queries=n, q=pq[kept], code=pcode[kept], tq=tq, tt=tt,
+                      e_pair=remap[e_pair][rows_kept], e_entry=ent[rows_kept], e_tp=of[rows_kept])
+        columns = {name: values[kept] for name, values in base.items()}
+        for stage in self.stages_:
+            described = stage.features(queries, pairs)
+            if set(described) != set(stage.FEATURES):
+                raise RuntimeError(f"stage {stage.name!r} returned {sorted(described)}, declared {stage.FEATURES}")
+            columns.update(described)
+        X = (np.column_stack([np.asarray(columns[f], np.float32) for f in self.features_])
+             if len(kept) else np.zeros((0, len(self.features_)), np.float32))
+        return Candidates(q=pq[kept], code=pcode[kept], entry=entry[kept], method=method[kept], X=X,
+                          context_match=context_match[kept], vague=q_vague, hit=q_hit,
+                          described=queries.has_description,
+                          features=self.features_, methods=self.methods_)
+
+
+def _title_pairs(props: list[tuple[int, Proposals]]) -> tuple[np.ndarray, ...]:
+    """Unique (query, title) pairs over title proposals: (q, title, best score, stage of the
+    best score, bit mask of proposing stages)."""
+    if not props:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros(0, np.float32), z, z
+    q = np.concatenate([p.q for _, p in props])
+    t = np.concatenate([p.target for _, p in props])
+    score = np.concatenate([p.score for _, p in props])
+    stage = np.concatenate([np.full(len(p.q), s) for s, p in props])
+    n_titles = int(t.max()) + 1
+    key = q * n_titles + t
+    order = np.lexsort((stage, -score, key))
+    first = order[_first_of_runs(key[order])]
+    uniq = key[first]
+    bits = np.zeros(len(first), np.int64)
+    np.bitwise_or.at(bits, np.searchsorted(uniq, key), np.left_shift(1, stage))
+    return q[first], t[first], score[first].astype(np.float32), stage[first], bits
+
+
+def _rank_in_query(q: np.ndarray, values: np.ndarray) -> np.ndarray:
+    from .stages.base import rank_desc
+
+    return rank_desc(np.asarray(q), np.asarray(values, np.float32))
+
+
+def _query_max(q: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    from .stages.base import group_max
+
+    return group_max(q, values, n) if len(q) else np.zeros(0, np.float32)

@@ -1,58 +1,22 @@
 """The command line: a thin skin over the library.
 
 User mistakes (`CoderError`) become one line on stderr and exit code 2, never a traceback.
-Commands from other parts of the package (batch coding, the service, evaluation) register
-themselves here through `_register`, so each lives beside the code it drives.
+Commands that live beside the code they drive (batch coding, the service, evaluation) are
+imported and added to the group explicitly at the bottom of this module.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable
-from functools import wraps
-from typing import Any
 
 import click
 
 from . import __version__
-from .errors import CoderError
+from .cli_options import echo_err, handle_errors, scheme_option
 from .schemes import SCHEMES
 
-__all__ = ["main", "cli", "scheme_option", "handle_errors", "echo_err", "UserError"]
-
-scheme_option = click.option(
-    "--scheme", default="soc2000", show_default=True,
-    help=f"Classification to code to: {', '.join(SCHEMES)}.",
-)
-
-
-def echo_err(message: str) -> None:
-    click.echo(message, err=True)
-
-
-class UserError(click.ClickException):
-    """A mistake in what the user asked for; exit code 2 like click's usage errors."""
-
-    exit_code = 2
-
-
-def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn `CoderError` (and unreadable files) into ``Error: ...`` and exit code 2."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except CoderError as exc:
-            raise UserError(str(exc)) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(str(exc)) from None
-
-    return wrapper
-
-
-
+__all__ = ["main", "cli"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="coder")
@@ -106,7 +70,8 @@ def suggest(title: str, industry: str | None, k: int, scheme: str, as_json: bool
 @handle_errors
 def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool) -> None:
     """(Re)build model files from the shipped data, with a manifest beside each."""
-    from .model import build_model, model_files, save_model
+    from .build import build_model
+    from .store import model_files, save_model
     from .schemes import load_scheme
 
     names = SCHEMES if "all" in schemes else tuple(load_scheme(s).name for s in schemes)
@@ -121,23 +86,12 @@ def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool) -> None:
         )
 
 
-# Subcommands that live beside the code they drive; a missing optional module is skipped.
-_EXTENSIONS = ("coder.batch.commands", "coder.service.commands", "coder.evaluate_commands")
+from .batch.commands import code, codebook  # noqa: E402  (the group must exist first)
+from .evaluate_commands import evaluate  # noqa: E402
+from .service.commands import serve  # noqa: E402
 
-
-def _register() -> None:
-    for name in _EXTENSIONS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # that part of the package is not there (yet)
-            raise
-        for command in getattr(module, "COMMANDS", ()):
-            cli.add_command(command)
-
-
-_register()
+for _command in (code, codebook, evaluate, serve):
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

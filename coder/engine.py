@@ -1,33 +1,45 @@
-"""`Coder`: load a model once, code one title or many. The only place the stages are wired
-to the ranker."""
+"""`Coder`: load a model once, code one answer or many. The only place the candidate
+generator is wired to the ranker."""
 
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .candidates import FEATURES, METHODS, CandidateGenerator
-from .model import Model, load_model
-from .normalise import normalise, split_context
+from .answer import read_answer
+from .build import Model
+from .candidates import CandidateGenerator
+from .errors import Reason
+from .normalise import normalise
 from .results import Candidate, Result
 from .schemes import Scheme, load_scheme
+from .store import load_model
 
-__all__ = ["Coder", "screen", "MAX_TITLE_CHARS"]
+__all__ = ["Coder", "screen", "MAX_TITLE_CHARS", "MISSING_MARKERS"]
 
 MAX_TITLE_CHARS = 1000
-# Vague titles are referred whatever their confidence (evaluation reads this reason).
-VAGUE_REASON = "title too vague to code without more detail (index: see notes)"
+# Literal missing-value markers that survey exports write into text cells (compared after
+# folding case and surrounding space): coded as missing, never as titles ("NaN" is not Nanny).
+MISSING_MARKERS = frozenset({
+    "nan", "null", "none", "#n/a", "n/a", "na", "-9", "-8", "-1", ".", "-", "?", "refused",
+    "don't know", "dont know", "don't know.", "dk", "not stated", "missing", "no answer",
+})
+_BRACKETED = re.compile(r"[\(\[\{][^\)\]\}]*[\)\]\}]?")
 # Answers that say nothing about a job (compared after normalisation).
 _NON_ANSWERS = frozenset({
-    "na", "n a", "none", "nil", "nothing", "unknown", "not known", "dont know", "do not know",
-    "dk", "refused", "not applicable", "no answer", "unemployed", "not working", "no job",
-    "various", "n k", "nk", "not stated", "missing", "null", "test",
+    "n a", "nothing", "unknown", "not known", "do not know", "not applicable", "various",
+    "n k", "nk", "test",
 })
+# Descriptions and industries that say nothing (compared after normalisation).
+_EMPTY_CONTEXT = frozenset({"", "n a", "na", "none", "same", "as above", "see above", "dont know", "not known",
+                            "nothing", "unknown", "various", "nan", "null", "same as above"})
 
 
 def _is_missing(value: object) -> bool:
@@ -38,50 +50,73 @@ def _is_missing(value: object) -> bool:
     return value.__class__.__name__ in {"NAType", "NaTType"}
 
 
-def screen(text: object) -> str | None:
+def screen(text: object, markers: frozenset[str] = MISSING_MARKERS) -> Reason | None:
     """Why ``text`` cannot be coded at all, or None when it is worth trying."""
     if _is_missing(text):
-        return "missing value"
+        return Reason.MISSING
     if not isinstance(text, str):
         text = str(text)
     stripped = text.strip()
     if not stripped:
-        return "empty title"
+        return Reason.EMPTY
+    if stripped.casefold() in markers:
+        return Reason.MISSING
     if len(stripped) > MAX_TITLE_CHARS:
-        return f"title longer than {MAX_TITLE_CHARS:,} characters"
+        return Reason.TOO_LONG
     odd = sum(unicodedata.category(ch) in {"Cc", "Cf", "Co", "Cn", "Cs"} and ch not in "\t\n\r"
               for ch in stripped)
     if "\x00" in stripped or odd > 0.1 * len(stripped):
-        return "not text (control or binary characters)"
+        return Reason.NOT_TEXT
     if not any(ch.isalpha() for ch in stripped):
-        return "no letters in the title"
+        return Reason.NO_LETTERS
     return None
 
 
-def _as_list(values: Iterable | None, n: int | None = None) -> list:
+def _as_list(values: Iterable | None, n: int) -> list:
     if values is None:
-        return [None] * (n or 0)
+        return [None] * n
     if hasattr(values, "tolist"):
         return list(values.tolist())
     return list(values)
 
 
+def _text(value: object) -> str | None:
+    return None if _is_missing(value) else str(value)
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """What the cache keeps for one distinct answer: everything but the status, which
+    depends on the threshold at the time of asking."""
+
+    candidates: tuple[Candidate, ...]
+    vague: bool
+    resolved: bool  # the context chose the top candidate's entry
+    title: str
+    industry: str
+    description: str
+
+
 class Coder:
-    """Codes job titles to one classification scheme.
+    """Codes survey answers (job title, optional industry and description) to one scheme.
 
     Examples
     --------
     >>> coder = Coder.load("soc2000")            # doctest: +SKIP
     >>> coder.code("snr software dev").code       # doctest: +SKIP
     '2132'
+    >>> coder.code("Manager", industry="pub", description="runs the pub").code   # doctest: +SKIP
+    '1224'
     """
 
-    def __init__(self, model: Model, *, threshold: float | None = None, cache_size: int = 50_000):
+    def __init__(self, model: Model, *, threshold: float | None = None, cache_size: int = 50_000,
+                 missing_markers: Iterable[str] = MISSING_MARKERS):
         self.model = model
         self.scheme_name = model.scheme
         self.scheme: Scheme = load_scheme(model.scheme)
         self.threshold = float(model.threshold if threshold is None else threshold)
-        self._cache: OrderedDict[tuple[str, str, int], Result] = OrderedDict()
+        self.missing_markers = frozenset(m.strip().casefold() for m in missing_markers)
+        self._cache: OrderedDict[tuple[str, str, str, int], _Coded] = OrderedDict()
         self._cache_size = cache_size
 
     @classmethod
@@ -91,8 +126,8 @@ class Coder:
         """Load (building first if missing or stale) the model for ``scheme``.
 
         ``threshold`` overrides the model's calibrated auto-coding threshold; ``cache_size``
-        bounds the memo of coded (title, industry) pairs. A `Coder` is not thread-safe: use one
-        per thread, or serialise calls (as the HTTP service does).
+        bounds the memo of coded answers. A `Coder` is not thread-safe: use one per thread,
+        or serialise calls (as the HTTP service does).
         """
         return cls(load_model(scheme, model_dir, build=build, progress=progress),
                    threshold=threshold, cache_size=cache_size)
@@ -102,82 +137,108 @@ class Coder:
         return self.model.generator
 
     # ------------------------------------------------------------------ API
-    def code(self, title: object, industry: object = None, *, k: int = 5) -> Result:
-        """Code one title; ``industry`` is optional free text about the employer or industry."""
-        return self.code_many([title], [industry], k=k)[0]
+    def code(self, title: object, industry: object = None, description: object = None, *, k: int = 5) -> Result:
+        """Code one answer: the job title, and optionally free text about the employer's
+        industry and about what the person mainly does."""
+        return self.code_many([title], [industry], [description], k=k)[0]
 
-    def code_many(self, titles: Iterable, industries: Iterable | None = None, *, k: int = 5) -> list[Result]:
-        """Code many titles (a list, array or pandas Series), one `Result` per input, in order.
+    def code_many(self, titles: Iterable, industries: Iterable | None = None,
+                  descriptions: Iterable | None = None, *, k: int = 5) -> list[Result]:
+        """Code many answers (lists, arrays or pandas Series), one `Result` per input, in order.
 
-        Each distinct (normalised title, normalised context) is coded once.
+        Each distinct (title, industry, description) as read is coded once.
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        titles = _as_list(titles)
+        titles = _as_list(titles, 0)
         industries = _as_list(industries, len(titles))
-        if len(industries) != len(titles):
-            raise ValueError(f"{len(titles)} titles but {len(industries)} industries")
+        descriptions = _as_list(descriptions, len(titles))
+        if not len(industries) == len(descriptions) == len(titles):
+            raise ValueError(f"{len(titles)} titles, {len(industries)} industries, {len(descriptions)} descriptions")
         results: list[Result | None] = [None] * len(titles)
-        todo: dict[tuple[str, str], list[int]] = {}
-        for i, (title, industry) in enumerate(zip(titles, industries)):
-            text = "" if _is_missing(title) else str(title)
-            ind = None if _is_missing(industry) or not str(industry).strip() else str(industry)
-            reason = screen(title)
-            if reason is None and ind is not None and screen(ind) not in (None, "no letters in the title"):
-                ind = None  # unusable industry text is ignored, not fatal
+        todo: dict[tuple[str, str, str], list[int]] = {}
+        for i, (title, industry, description) in enumerate(zip(titles, industries, descriptions)):
+            text, ind, desc = _text(title), self._context(industry), self._context(description)
+            reason = screen(title, self.missing_markers)
             if reason is not None:
-                results[i] = Result(text, ind, self.scheme_name, "uncodable", reason=reason)
+                results[i] = Result(text or "", ind, self.scheme_name, "uncodable", reason=reason, description=desc)
                 continue
-            raw_title, bracketed = split_context(text)
-            norm = normalise(raw_title)
-            context = normalise(" ".join(x for x in (bracketed, ind or "") if x))
-            if not norm:
-                reason = "no occupation words" if raw_title.strip() else "only bracketed text"
-                results[i] = Result(text, ind, self.scheme_name, "uncodable", reason=reason)
+            read = read_answer(text, ind, desc)
+            if read.not_occupation:
+                reason = Reason.NOT_OCCUPATION
+            elif not read.title:
+                outside = _BRACKETED.sub(" ", text).strip(" ,.;:-")
+                reason = Reason.NO_OCCUPATION_WORDS if outside else Reason.ONLY_BRACKETS
+            elif read.title in _NON_ANSWERS:
+                reason = Reason.NOT_A_JOB
+            if reason is not None:
+                results[i] = Result(text, ind, self.scheme_name, "uncodable", reason=reason,
+                                    normalised=read.title, description=desc)
                 continue
-            if norm in _NON_ANSWERS:
-                results[i] = Result(text, ind, self.scheme_name, "uncodable", reason="not a job title",
-                                    normalised=norm)
-                continue
-            todo.setdefault((norm, context), []).append(i)
-        keys = [key for key in todo if (key[0], key[1], k) not in self._cache]
-        if keys:
-            for key, result in zip(keys, self._code_distinct(keys, k)):
-                self._remember((key[0], key[1], k), result)
-        for (norm, context), rows in todo.items():
-            cached = self._cache[(norm, context, k)]
-            self._cache.move_to_end((norm, context, k))
+            todo.setdefault((read.title, read.industry, read.description), []).append(i)
+        # Coded answers are taken from the cache first and held here, so evicting them while
+        # coding the rest of the batch cannot lose them.
+        coded: dict[tuple[str, str, str], _Coded] = {}
+        missing = []
+        for key in todo:
+            hit = self._cache.get((*key, k))
+            if hit is None:
+                missing.append(key)
+            else:
+                self._cache.move_to_end((*key, k))
+                coded[key] = hit
+        for key, value in zip(missing, self._code_distinct(missing, k)):
+            coded[key] = value
+            self._remember((*key, k), value)
+        for key, rows in todo.items():
+            value = coded[key]
+            status, reason = self._status(value)
             for i in rows:
                 results[i] = Result(
-                    "" if _is_missing(titles[i]) else str(titles[i]),
-                    None if _is_missing(industries[i]) else str(industries[i]),
-                    self.scheme_name, cached.status, cached.candidates, cached.reason,
-                    norm, context,
+                    str(titles[i]), self._context(industries[i]), self.scheme_name, status, value.candidates,
+                    reason, value.title, value.industry, description=self._context(descriptions[i]),
                 )
         return results  # type: ignore[return-value]
 
     # ------------------------------------------------------------ internals
-    def _remember(self, key: tuple[str, str, int], result: Result) -> None:
-        self._cache[key] = result
-        if len(self._cache) > self._cache_size:
+    def _context(self, value: object) -> str | None:
+        """Industry or description text as given, or None when it says nothing."""
+        text = _text(value)
+        if text is None or screen(text, self.missing_markers) not in (None, Reason.NO_LETTERS):
+            return None
+        return None if normalise(text) in _EMPTY_CONTEXT else text
+
+    def _status(self, coded: _Coded) -> tuple[str, Reason]:
+        """Status from the current threshold, so changing it applies to cached answers too."""
+        if not coded.candidates:
+            return "uncodable", Reason.NO_MATCH
+        if coded.vague and not coded.resolved:
+            return "refer", Reason.VAGUE
+        if coded.candidates[0].confidence >= self.threshold:
+            return "auto", Reason.NONE
+        return "refer", Reason.LOW_CONFIDENCE
+
+    def _remember(self, key: tuple[str, str, str, int], value: _Coded) -> None:
+        self._cache[key] = value
+        while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _code_distinct(self, keys: Sequence[tuple[str, str]], k: int) -> list[Result]:
+    def _code_distinct(self, keys: Sequence[tuple[str, str, str]], k: int) -> list[_Coded]:
+        if not keys:
+            return []
         gen = self.generator
-        titles = [t for t, _ in keys]
-        contexts = [c for _, c in keys]
-        cands = gen.generate(titles, contexts)
-        raw, conf = self.model.ranker.score(cands.X, cands.q)
+        cands = gen.generate([t for t, _, _ in keys], [c for _, c, _ in keys], [d for _, _, d in keys])
+        raw, conf = self.model.ranker.score(cands.X, cands.q, cands.groups())
         order = np.lexsort((-raw, cands.q))
         q = cands.q[order]
         codes = gen.codes_[cands.code[order]]
         entries = cands.entry[order]
-        methods = np.asarray(METHODS)[cands.method[order]]
-        inds = cands.X[order, FEATURES.index("ind")]
+        methods = np.asarray(cands.methods)[cands.method[order]]
+        matched = cands.context_match[order]
         conf = conf[order]
         starts = np.searchsorted(q, np.arange(len(keys) + 1))
         out = []
-        for i, (title, context) in enumerate(keys):
+        for i, (title, industry, description) in enumerate(keys):
             lo, hi = starts[i], min(starts[i + 1], starts[i] + k)
             candidates = tuple(
                 Candidate(
@@ -189,17 +250,6 @@ class Coder:
                 )
                 for j in range(lo, hi)
             )
-            if not candidates:
-                out.append(Result(title, None, self.scheme_name, "uncodable",
-                                  reason="no similar title in the coding index", normalised=title,
-                                  context=context))
-                continue
-            vague = bool(cands.vague[i]) and (not context or inds[lo] < 0.3)
-            if vague:
-                status, reason = "refer", VAGUE_REASON
-            elif conf[lo] >= self.threshold:
-                status, reason = "auto", ""
-            else:
-                status, reason = "refer", f"confidence below {self.threshold:.2f}"
-            out.append(Result(title, None, self.scheme_name, status, candidates, reason, title, context))
+            out.append(_Coded(candidates, bool(cands.vague[i]), hi > lo and bool(matched[lo]),
+                              title, industry, description))
         return out

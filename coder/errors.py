@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 __all__ = [
     "CoderError",
     "UnknownSchemeError",
     "InputError",
     "ModelError",
     "DataError",
+    "Reason",
 ]
 
 
@@ -29,3 +32,25 @@ class ModelError(CoderError):
 
 class DataError(CoderError):
     """Shipped data that cannot be read (a broken install or an edited data file)."""
+
+
+class Reason(str, Enum):
+    """Why a result is not auto-coded. The value is the text people read; compare members,
+    never the text."""
+
+    NONE = ""
+    MISSING = "missing value"
+    EMPTY = "empty title"
+    TOO_LONG = "title too long to be a job title"
+    NOT_TEXT = "not text (control or binary characters)"
+    NO_LETTERS = "no letters in the title"
+    NO_OCCUPATION_WORDS = "no occupation words"
+    ONLY_BRACKETS = "only bracketed text"
+    NOT_A_JOB = "not a job title"
+    NOT_OCCUPATION = "not an occupation (e.g. student, retired, homemaker)"
+    NO_MATCH = "no similar title in the coding index"
+    VAGUE = "title too vague to code without more detail (index: see notes)"
+    LOW_CONFIDENCE = "confidence below the auto-coding threshold"
+
+    def __str__(self) -> str:
+        return self.value

@@ -1,6 +1,6 @@
 """`coder evaluate`: score a coder against a file of titles with known codes.
 
-Registered with the main CLI through ``COMMANDS`` (see `coder.cli._register`).
+Added to the main CLI group by `coder.cli`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .cli import echo_err, handle_errors, scheme_option
+from .cli_options import echo_err, handle_errors, scheme_option
 from .errors import CoderError
 
 __all__ = ["COMMANDS", "evaluate"]

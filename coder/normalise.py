@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from ._paths import data_path
 
-__all__ = ["fold", "normalise", "split_context", "tokens", "NOISE_PHRASES"]
+__all__ = ["fold", "head_word", "normalise", "split_context", "tokens", "NOISE_PHRASES"]
 
 # Words respondents add that do not change the occupation (SOC codes the job, not the contract).
 NOISE_PHRASES: tuple[tuple[str, ...], ...] = tuple(
@@ -199,3 +199,9 @@ def normalise(text: str) -> str:
     'builder merchant clerk'
     """
     return " ".join(tokens(text))
+
+
+def head_word(title: str) -> str:
+    """Last word of a normalised title: English job titles put the occupation last
+    ("bookshop *manager*", "fish cake *maker*")."""
+    return title.rsplit(" ", 1)[-1] if title else ""

@@ -12,7 +12,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from threadpoolctl import threadpool_limits
 
-__all__ = ["Ranker", "choose_threshold", "precision_curve"]
+__all__ = ["Ranker", "choose_threshold", "precision_curve", "share_out"]
 
 # Below this many rows, walking all trees at once in NumPy beats sklearn's per-tree loop
 # (which costs ~10 us a tree whatever the batch size: 3 ms for one title).
@@ -59,26 +59,26 @@ class Ranker:
     ----------
     max_iter, learning_rate, max_leaf_nodes
         Passed to `HistGradientBoostingClassifier`.
-    group_feature
-        Column of X (0/1) whose groups get calibrated separately: the same score can mean a
-        different chance of being right in each.
+
+    Calibration is per group (small integers the caller derives from explicit query flags,
+    e.g. "the index holds this title"): the same score can mean a different chance of being
+    right in each.
     """
 
     def __init__(self, *, max_iter: int = 200, learning_rate: float = 0.1, max_leaf_nodes: int = 15,
-                 group_feature: int | None = None, random_state: int = 0):
+                 random_state: int = 0):
         self.max_iter = max_iter
-        self.group_feature = group_feature
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray, labels: np.ndarray) -> "Ranker":
+    def fit(self, X: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> "Ranker":
         """Learn from candidate rows labelled True where the code is the right one."""
         self.model_ = HistGradientBoostingClassifier(
             max_iter=self.max_iter, learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes, random_state=self.random_state,
             early_stopping=False,
-        ).fit(np.asarray(X, np.float32), np.asarray(labels, bool))
+        ).fit(np.asarray(X, np.float32), np.asarray(labels, bool), sample_weight=sample_weight)
         self.forest_ = _Forest(self.model_)
         self.calibrators_: dict[int, IsotonicRegression] = {}
         return self
@@ -100,21 +100,17 @@ class Ranker:
         total = np.bincount(q, weights=p)[q]
         return (p / np.maximum(total, 1.0)).astype(np.float32)
 
-    def _groups(self, X: np.ndarray) -> np.ndarray:
-        if self.group_feature is None or len(X) == 0:
-            return np.zeros(len(X), np.int64)
-        return np.asarray(X)[:, self.group_feature].astype(np.int64)
-
-    def calibrate(self, scores: np.ndarray, labels: np.ndarray, X: np.ndarray | None = None,
-                  *, min_rows: int = 200) -> "Ranker":
-        """Fit score -> probability maps (one per group of ``X``'s group column, plus a pooled
-        one for groups too small to fit) on rows the ranker was not trained on."""
+    def calibrate(self, scores: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
+                  *, weights: np.ndarray | None = None, min_rows: int = 200) -> "Ranker":
+        """Fit score -> probability maps (one per group, plus a pooled one for groups too small
+        to fit) on rows the ranker was not trained on."""
         labels = np.asarray(labels, np.float32)
-        groups = self._groups(X) if X is not None else np.zeros(len(scores), np.int64)
+        groups = np.zeros(len(scores), np.int64) if groups is None else np.asarray(groups, np.int64)
+        weights = np.ones(len(scores)) if weights is None else np.asarray(weights, np.float64)
 
         def fit(mask: np.ndarray) -> IsotonicRegression:
             return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
-                scores[mask], labels[mask])
+                scores[mask], labels[mask], sample_weight=weights[mask])
 
         self.calibrators_ = {-1: fit(np.ones(len(scores), bool))}
         for g in np.unique(groups):
@@ -122,26 +118,31 @@ class Ranker:
                 self.calibrators_[int(g)] = fit(groups == g)
         return self
 
-    def calibrated(self, raw: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """Probabilities for raw scores of rows ``X``."""
+    def calibrated(self, raw: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities for raw scores of rows in calibration ``groups``."""
         if not self.calibrators_ or len(raw) == 0:
             return raw
-        groups = self._groups(X)
+        groups = np.zeros(len(raw), np.int64) if groups is None else np.asarray(groups, np.int64)
         out = np.empty(len(raw), np.float32)
         for g in np.unique(groups):
             mask = groups == g
             out[mask] = self.calibrators_.get(int(g), self.calibrators_[-1]).predict(raw[mask])
         return out
 
-    def score(self, X: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, X: np.ndarray, q: np.ndarray, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(raw score, calibrated probability) per row. Rank by the raw score: calibration is
-        a step function and would tie codes the ranker tells apart."""
+        a step function and would tie codes the ranker tells apart. A query's calibrated
+        probabilities are scaled down where they sum to more than 1: only one code is right."""
         raw = self.raw_scores(X, q)
-        return raw, self.calibrated(raw, X)
+        return raw, share_out(self.calibrated(raw, groups), q)
 
-    def confidence(self, X: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """Calibrated probability that each row's code is right."""
-        return self.score(X, q)[1]
+
+def share_out(conf: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Scale each query's probabilities down where they sum to more than 1 (one code is right)."""
+    if len(conf) == 0:
+        return np.asarray(conf, np.float32)
+    total = np.bincount(q, weights=conf)[q]
+    return (conf / np.maximum(total, 1.0)).astype(np.float32)
 
 
 def precision_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,7 +29,13 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Result:
-    """The coding of one title: a status, a reason when not auto-coded, and candidates."""
+    """The coding of one answer: a status, a reason when not auto-coded, and candidates.
+
+    ``text``, ``industry`` and ``description`` are the answer as given (None where absent);
+    ``normalised`` the occupation words that were matched and ``context`` the industry
+    context read from the answer (the industry, bracketed words, an employer or place).
+    ``reason`` is a `coder.errors.Reason` (a string: its value is the text people read).
+    """
 
     text: str
     industry: str | None
@@ -39,6 +45,7 @@ class Result:
     reason: str = ""
     normalised: str = ""
     context: str = field(default="", repr=False)
+    description: str | None = None
 
     @property
     def best(self) -> Candidate | None:
@@ -68,5 +75,5 @@ class Result:
     def to_dict(self) -> dict:
         """JSON-ready dict: the fields plus the best candidate's code, title and confidence."""
         out = asdict(self)
-        out.update(code=self.code, title=self.title, confidence=self.confidence)
+        out.update(code=self.code, title=self.title, confidence=self.confidence, reason=str(self.reason))
         return out

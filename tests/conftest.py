@@ -11,7 +11,8 @@ import pytest
 
 from coder import Coder
 from coder.index import load_index
-from coder.model import build_model, save_model
+from coder.build import build_model
+from coder.store import save_model
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from benchmarks.devsets import (
     training_entries,
 )
 from coder.index import load_index
-from coder.model import save_model
+from coder.store import save_model
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from coder import MISSING_CODE, Candidate, Coder, Result
+from coder.candidates import METHODS
+from coder.errors import Reason
 
 
 @pytest.mark.parametrize(
@@ -19,17 +21,25 @@ from coder import MISSING_CODE, Candidate, Coder, Result
         ("", "empty title"),
         ("   ", "empty title"),
         ("12345", "no letters in the title"),
-        ("x" * 1001, "title longer than 1,000 characters"),
+        ("x" * 1001, "title too long to be a job title"),
         ("\x00\x01\x02abc\x03\x04", "not text (control or binary characters)"),
         ("part time", "no occupation words"),
         ("(NHS)", "only bracketed text"),
-        ("don't know", "not a job title"),
-        ("N/A", "not a job title"),
+        ("don't know", "missing value"),
+        ("N/A", "missing value"),
+        ("NaN", "missing value"),
+        ("#N/A", "missing value"),
+        ("-9", "missing value"),
+        ("Refused", "missing value"),
+        ("not applicable", "not a job title"),
+        ("retired", "not an occupation (e.g. student, retired, homemaker)"),
+        ("Student", "not an occupation (e.g. student, retired, homemaker)"),
+        ("housewife", "not an occupation (e.g. student, retired, homemaker)"),
     ],
 )
 def test_uncodable_inputs_get_a_reason_and_the_missing_code(small_coder: Coder, title, reason):
     r = small_coder.code(title)
-    assert r.status == "uncodable" and r.reason == reason
+    assert r.status == "uncodable" and r.reason == reason and isinstance(r.reason, Reason)
     assert r.code == MISSING_CODE == "-9" and r.confidence == 0.0 and r.title == ""
 
 
@@ -43,7 +53,8 @@ def test_result_shape(small_coder: Coder):
     assert all(0.0 <= c <= 1.0 for c in confs)
     assert len({c.code for c in r.candidates}) == len(r.candidates)
     best = r.candidates[0]
-    assert best.method in {"exact", "fuzzy", "tfidf", "classifier"} and best.matched_entry
+    assert best.method in METHODS and best.matched_entry
+    assert sum(confs) <= 1.0 + 1e-3  # each is the probability that this code is the right one
     assert r.to_dict()["code"] == r.code
     assert r.status in {"auto", "refer"}
 
@@ -65,6 +76,8 @@ def test_code_many_accepts_series_and_arrays(small_coder: Coder):
     assert results[0].industry == "hospital" and results[1].industry is None
     with pytest.raises(ValueError, match="industries"):
         small_coder.code_many(["a", "b"], ["x"])
+    with pytest.raises(ValueError, match="descriptions"):
+        small_coder.code_many(["a", "b"], None, ["x"])
     with pytest.raises(ValueError, match="k must be"):
         small_coder.code("nurse", k=0)
 
@@ -75,6 +88,36 @@ def test_threshold_decides_auto_versus_refer(small_model_dir):
     assert strict.code("bus driver").status == "refer"
     assert lax.code("bus driver").status == "auto"
     assert "confidence below" in strict.code("bus driver").reason
+
+
+def test_changing_the_threshold_applies_to_cached_answers(small_model_dir):
+    c = Coder.load("soc2000", model_dir=small_model_dir, build=False, threshold=0.0)
+    assert c.code("bus driver").status == "auto"
+    c.threshold = 1.01
+    assert c.code("bus driver").status == "refer"  # the same answer, now from the cache
+
+
+def test_a_batch_bigger_than_the_cache_loses_nothing(small_model_dir):
+    # Coding a batch evicts keys the same call found in the cache a moment before.
+    c = Coder.load("soc2000", model_dir=small_model_dir, build=False, cache_size=5)
+    first = ["nurse", "bus driver", "teacher", "cleaner"]
+    c.code_many(first)
+    titles = first + ["chef", "plumber", "porter", "welder"]
+    results = c.code_many(titles)
+    assert [r.text for r in results] == titles and all(r.candidates for r in results)
+
+
+def test_empty_or_junk_descriptions_are_absent(small_coder: Coder):
+    plain = small_coder.code("bus driver", "transport")
+    for junk in ("", "   ", None, float("nan"), "N/A", "same", "-9"):
+        r = small_coder.code("bus driver", "transport", junk)
+        assert r.candidates == plain.candidates and r.description is None
+
+
+def test_description_is_kept_and_used(small_coder: Coder):
+    r = small_coder.code("operative", "warehouse", "I drive a fork lift truck")
+    assert r.description == "I drive a fork lift truck"
+    assert r.to_dict()["description"] == "I drive a fork lift truck"
 
 
 def test_repeated_calls_are_cached_and_identical(small_coder: Coder):

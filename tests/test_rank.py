@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from coder.rank import Ranker, _Forest, choose_threshold
+from coder.rank import Ranker, _Forest, choose_threshold, share_out
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_calibration_is_monotone_and_bounded(fitted):
     ranker, X, y = fitted
     q = np.arange(len(X))
     ranker.calibrate(ranker.raw_scores(X, q), y)
-    conf = ranker.confidence(X, q)
+    conf = ranker.score(X, q)[1]
     order = np.argsort(ranker.raw_scores(X, q))
     assert (np.diff(conf[order]) >= -1e-6).all()
     assert conf.min() >= 0 and conf.max() <= 1
@@ -55,15 +55,32 @@ def test_groups_are_calibrated_separately():
     # The same score means 90% right in group 1 and 30% right in group 0.
     rng = np.random.default_rng(1)
     n = 4000
-    group = (np.arange(n) % 2).astype(np.float32)
-    X = np.column_stack([np.full(n, 0.5, np.float32), group])
+    group = np.arange(n) % 2
+    X = np.full((n, 1), 0.5, np.float32)
     labels = np.where(group == 1, rng.random(n) < 0.9, rng.random(n) < 0.3)
-    ranker = Ranker(max_iter=5, group_feature=1).fit(X, labels)
+    ranker = Ranker(max_iter=5).fit(X, labels)
     scores = np.full(n, 0.5, np.float32)
-    ranker.calibrate(scores, labels, X)
-    conf = ranker.calibrated(scores, X)
+    ranker.calibrate(scores, labels, group)
+    conf = ranker.calibrated(scores, group)
     assert conf[group == 1].mean() == pytest.approx(0.9, abs=0.03)
     assert conf[group == 0].mean() == pytest.approx(0.3, abs=0.03)
     # A group too small to fit falls back to the pooled calibration.
-    pooled = Ranker(max_iter=5, group_feature=1).fit(X, labels).calibrate(scores, labels, X, min_rows=10**6)
-    assert pooled.calibrated(scores[:4], X[:4]) == pytest.approx([0.6] * 4, abs=0.03)
+    pooled = Ranker(max_iter=5).fit(X, labels).calibrate(scores, labels, group, min_rows=10**6)
+    assert pooled.calibrated(scores[:4], group[:4]) == pytest.approx([0.6] * 4, abs=0.03)
+
+
+def test_calibration_weights_count():
+    # Weighted rows count as many: 1 right row of weight 3 against 1 wrong row is 75% right.
+    ranker = Ranker(max_iter=2).fit(np.zeros((4, 1), np.float32), np.array([0, 1, 0, 1], bool))
+    ranker.calibrate(np.full(2, 0.5, np.float32), np.array([1, 0]), weights=np.array([3.0, 1.0]))
+    assert ranker.calibrated(np.array([0.5], np.float32)) == pytest.approx([0.75])
+
+
+def test_candidate_confidences_never_sum_past_one():
+    # Calibration maps every candidate up: shared out, a query's candidates sum to at most 1.
+    conf = np.array([0.6, 0.5, 0.2, 0.3], np.float32)
+    q = np.array([0, 0, 1, 1])
+    out = share_out(conf, q)
+    assert np.bincount(q, weights=out).max() <= 1.0 + 1e-6
+    assert out[2:] == pytest.approx([0.2, 0.3])  # already under 1: unchanged
+    assert out[0] / out[1] == pytest.approx(0.6 / 0.5)  # order kept

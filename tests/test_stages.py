@@ -1,4 +1,5 @@
-"""Each candidate stage on a tiny index, and the top-k helpers against a simple reference."""
+"""Each candidate stage on a tiny index, the stage protocol, and the top-k helpers against a
+simple reference."""
 
 import numpy as np
 import pytest
@@ -7,16 +8,40 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from coder.stages import TopK, top_k_dense, top_k_sparse
+from coder.candidates import BASE_FEATURES, CandidateGenerator, feature_names
+from coder.index import IndexEntry
+from coder.stages import STAGES, Stage, TopK, top_k_dense, top_k_sparse
+from coder.stages.base import Pairs, Proposals, Queries
 from coder.stages.classifier import ClassifierStage
 from coder.stages.exact import ExactStage
 from coder.stages.fuzzy import FuzzyStage
-from coder.stages.tfidf import TfidfEncoder, TfidfStage
+from coder.stages.tfidf import TfidfEncoder, TfidfRetriever
 from coder.stages.wordcode import WordCodeStage
+from coder.table import IndexTable
 
 TITLES = ["staff nurse", "nurse", "bookshop manager", "shop manager", "bank manager",
           "heavy goods vehicle driver", "bus driver", "software developer", "software engineer",
           "primary school teacher"]
+CODES = ["3211", "3211", "1163", "1163", "1151", "8211", "8213", "2132", "2132", "2315"]
+
+
+def _entry(i: int, title: str, code: str | None, ind: str = "", default: str = "") -> IndexEntry:
+    return IndexEntry(uid=f"u{i}", recno=i, title=title, natural=title, add="", ind=ind, see="",
+                      default=default, codes={"soc2000": code})
+
+
+def tiny_entries() -> list[IndexEntry]:
+    entries = [_entry(i, t.capitalize(), c) for i, (t, c) in enumerate(zip(TITLES, CODES))]
+    entries += [_entry(20, "Manager", None), _entry(21, "Manager", "1224", ind="public house"),
+                _entry(22, "Manager", "1163", ind="retail trade"), _entry(23, "Sales assistant", "7111", default="O"),
+                _entry(24, "Sales assistant", "7112", ind="petrol station"), _entry(25, "Shelf filler", "9251"),
+                _entry(26, "Fork lift truck driver", "8222")]
+    return entries
+
+
+@pytest.fixture(scope="module")
+def table() -> IndexTable:
+    return IndexTable("soc2000").fit(tiny_entries())
 
 
 def _reference_top_k(dense: np.ndarray, k: int) -> list[list[float]]:
@@ -43,43 +68,54 @@ def test_top_k_dense_handles_unsigned_scores():
     assert top_k_dense(scores, 2).idx.tolist() == [[1, 2]]
 
 
-def test_exact_stage():
-    stage = ExactStage().fit(TITLES)
-    hits = stage.query(["nurse", "nurse staff", ""])
-    assert hits.idx[:, 0].tolist() == [1, -1, -1]
-    assert "bus driver" in stage and stage.get("x") is None
+def test_exact_stage(table):
+    stage = ExactStage().fit(table)
+    found = stage.find(["nurse", "nurse staff", ""])
+    assert [table.titles_[i] if i >= 0 else None for i in found] == ["nurse", None, None]
+    props = stage.propose(Queries(["nurse", "zzz"], ["", ""], ["", ""], table))
+    assert props.exact and props.kind == "title" and props.q.tolist() == [0]
 
 
 def test_exact_stage_finds_compounds_split_or_joined():
-    stage = ExactStage().fit(["hairdresser", "fire fighter", "check out operator", "checkout operator",
-                              "post man"])
-    hits = stage.query(["hair dresser", "firefighter", "postman", "checkoutoperator", "hair"])
-    assert hits.idx[:, 0].tolist() == [0, 1, 4, -1, -1]  # two titles join alike: no guess
+    entries = [_entry(i, t, "1111") for i, t in enumerate(
+        ["hairdresser", "fire fighter", "check out operator", "checkout operator", "post man"])]
+    t = IndexTable("soc2000").fit(entries)
+    stage = ExactStage().fit(t)
+    found = stage.find(["hair dresser", "firefighter", "postman", "checkoutoperator", "hair"])
+    names = [t.titles_[i] if i >= 0 else None for i in found]
+    assert names == ["hairdresser", "fire fighter", "post man", None, None]  # two titles join alike: no guess
 
 
-def test_fuzzy_stage_forgives_typos_and_order():
-    stage = FuzzyStage(k=2).fit(TITLES)
+def test_fuzzy_stage_forgives_typos_and_order(table):
+    stage = FuzzyStage(k=2).fit(table)
     hits = stage.query(["sofware develper", "driver bus", "zzzz"])
-    assert TITLES[hits.idx[0, 0]] == "software developer"
-    assert TITLES[hits.idx[1, 0]] == "bus driver" and hits.score[1, 0] == pytest.approx(1.0)
+    assert table.titles_[hits.idx[0, 0]] == "software developer"
+    assert table.titles_[hits.idx[1, 0]] == "bus driver" and hits.score[1, 0] == pytest.approx(1.0)
     assert hits.idx[2, 0] == -1  # nothing above the cutoff
 
 
-def test_fuzzy_stage_chunks_agree():
+def test_fuzzy_stage_proposes_only_where_nothing_matched_well(table):
+    stage = FuzzyStage(k=2).fit(table)
+    queries = Queries(["sofware develper", "nurse"], ["", ""], ["", ""], table)
+    queries.best_title[1] = 1.0  # found exactly by an earlier stage
+    assert set(stage.propose(queries).q.tolist()) == {0}
+
+
+def test_fuzzy_stage_chunks_agree(table):
     queries = ["nurse", "manger", "techer", "bus drivr"] * 3
-    whole = FuzzyStage(k=3).fit(TITLES).query(queries)
-    chunked = FuzzyStage(k=3, chunk=5).fit(TITLES).query(queries)
+    whole = FuzzyStage(k=3).fit(table).query(queries)
+    chunked = FuzzyStage(k=3, chunk=5).fit(table).query(queries)
     assert np.array_equal(whole.idx, chunked.idx)
 
 
-def test_fuzzy_stage_scores_are_token_sort_ratio():
+def test_fuzzy_stage_scores_are_token_sort_ratio(table):
     from rapidfuzz import fuzz
 
     queries = ["manager shop book", "nurse  staff", "drivr bus", "software developer senior"]
-    hits = FuzzyStage(k=3, score_cutoff=0).fit(TITLES).query(queries)
+    hits = FuzzyStage(k=3, score_cutoff=0).fit(table).query(queries)
     for q, idx, score in zip(queries, hits.idx, hits.score):
         for i, s in zip(idx, score):
-            assert s == pytest.approx(fuzz.token_sort_ratio(q, TITLES[i]) / 100, abs=0.0051)  # uint8 scores
+            assert s == pytest.approx(fuzz.token_sort_ratio(q, table.titles_[i]) / 100, abs=0.0051)  # uint8
 
 
 def test_tfidf_encoder_matches_sklearn_transform():
@@ -91,8 +127,8 @@ def test_tfidf_encoder_matches_sklearn_transform():
     assert norms == pytest.approx([1, 1, 1], abs=1e-5)
 
 
-def test_tfidf_stage_finds_compounds_and_word_overlap():
-    stage = TfidfStage(k=3, max_df=1.0).fit(TITLES)
+def test_tfidf_retriever_finds_compounds_and_word_overlap():
+    stage = TfidfRetriever(k=3, max_df=1.0).fit(TITLES)
     hits = stage.query(["book shop manager", "nursing", "software"])
     assert {TITLES[i] for i in hits.idx[0, :2]} == {"bookshop manager", "shop manager"}
     assert TITLES[hits.idx[1, 0]] in {"nurse", "staff nurse"}
@@ -100,23 +136,123 @@ def test_tfidf_stage_finds_compounds_and_word_overlap():
     assert isinstance(hits, TopK)
 
 
-def test_classifier_stage_learns_codes():
-    codes = [0, 0, 1, 1, 1, 2, 2, 3, 3, 4]
-    stage = ClassifierStage(k=2).fit(TITLES, codes)
-    top = stage.query(["registered nurse", "driver", "software tester"])
-    assert stage.classes_[top.idx[:, 0]].tolist() == [0, 2, 3]
+def test_classifier_stage_learns_codes(table):
+    stage = ClassifierStage(k=2).fit(table)
+    scores = stage.scores(table.encoder_.transform(["registered nurse", "software tester"]))
+    assert scores.shape == (2, table.n_codes)
+    assert table.codes_[scores.argmax(axis=1)].tolist() == ["3211", "2132"]
     assert sp.issparse(stage.coef_)
-    assert stage.scores(stage.encoder_.transform(["nurse"])).shape == (1, 5)
 
 
-def test_wordcode_weighs_head_modifier_and_context():
-    stage = WordCodeStage().fit(["shop manager", "bank manager", "staff nurse", "nurse"],
-                                ["", "banking", "", ""], [0, 1, 2, 2], 3)
-    head, mod, ctx = stage.scores(["night manager", "staff nurse", "zzz"], ["banking", "", ""])
-    assert head[0, 0] == pytest.approx(head[0, 1]) and head[0, 0] > head[0, 2]
-    assert mod[1].argmax() == 2 and ctx[0].argmax() == 1
-    assert not head[2].any() and not mod[0].any() and not ctx[1].any()
-    assert np.allclose(head[:2].sum(axis=1), 1.0)
+def test_classifier_reads_title_and_industry_apart(table):
+    # An industry word must not pass for a title word: the title-only score ignores it.
+    stage = ClassifierStage(k=3).fit(table)
+    q = Queries(["sales assistant"], ["petrol station"], [""], table)
+    title, full = stage._scores(q, "title"), stage._scores(q, "full")
+    petrol = list(table.codes_).index("7112")
+    assert full[0, petrol] > title[0, petrol]
+
+
+def test_wordcode_weighs_head_modifier_and_context(table):
+    stage = WordCodeStage().fit(table)
+    queries = Queries(["night manager", "staff nurse", "zzz"], ["public house", "", ""], ["", "", "drive a bus"], table)
+    pairs = _all_pairs(queries.n, table.n_codes)
+    f = stage.features(queries, pairs)
+    code = {c: i for i, c in enumerate(table.codes_)}
+    def at(name, qi, c):
+        return f[name][(pairs.q == qi) & (pairs.code == code[c])][0]
+    assert at("w_head", 0, "1224") > at("w_head", 0, "3211")
+    assert at("w_mod", 1, "3211") > at("w_mod", 1, "1163")
+    assert at("w_ctx", 0, "1224") > at("w_ctx", 0, "1163")
+    assert at("w_desc", 2, "8213") > at("w_desc", 2, "3211")
+    assert not f["w_head"][pairs.q == 2].any()
+
+
+def _all_pairs(n: int, n_codes: int) -> Pairs:
+    q = np.repeat(np.arange(n), n_codes)
+    z = np.zeros(0, np.int64)
+    return Pairs(n_queries=n, q=q, code=np.tile(np.arange(n_codes), n), tq=z, tt=z, e_pair=z, e_entry=z, e_tp=z)
+
+
+def test_every_stage_follows_the_protocol(table):
+    queries = Queries(["nurse", "sales assistant", "", "manager"], ["", "supermarket", "", "pub"],
+                      ["", "fill shelves", "", "run the pub"], table)
+    pairs = _all_pairs(queries.n, table.n_codes)
+    for cls in STAGES:
+        stage = cls().fit(table, seed=0)
+        assert isinstance(stage, Stage) and stage.name and isinstance(stage.FEATURES, tuple)
+        props = stage.propose(queries)
+        if props is not None:
+            assert isinstance(props, Proposals) and props.kind in ("title", "code")
+            assert len(props.q) == len(props.target) == len(props.score)
+            assert ((props.score >= -1e-6) & (props.score <= 1 + 1e-6)).all()
+        feats = stage.features(queries, pairs)
+        assert set(feats) == set(cls.FEATURES)
+        for name, values in feats.items():
+            assert np.asarray(values).shape == (len(pairs),), (cls.name, name)
+            assert np.isfinite(values).all(), (cls.name, name)
+
+
+class _ShoutStage:
+    """A new signal: one module, one line in the list of stages."""
+
+    name = "shout"
+    FEATURES = ("shout",)
+
+    def fit(self, table, *, seed=0):
+        self.n_codes = table.n_codes
+        return self
+
+    def propose(self, queries):
+        rows = np.flatnonzero([t.isupper() for t in queries.titles])
+        return Proposals("code", rows, np.zeros(len(rows), np.int64), np.ones(len(rows), np.float32))
+
+    def features(self, queries, pairs):
+        return {"shout": (pairs.code == 0).astype(np.float32)}
+
+
+def test_adding_a_stage_is_one_line():
+    stages = (*STAGES, _ShoutStage)
+    gen = CandidateGenerator("soc2000", stages=stages).fit(tiny_entries())
+    assert gen.features_ == feature_names(stages) and gen.features_[-1] == "shout"
+    assert gen.features_[: len(BASE_FEATURES)] == BASE_FEATURES
+    cands = gen.generate(["ZZZ", "nurse"], ["", ""])
+    frame = cands.frame()
+    shouted = frame[(frame.q == 0) & (frame.code == 0)]
+    assert shouted.iloc[0]["method"] == "shout" and shouted.iloc[0]["shout"] == 1.0
+    assert (frame.loc[frame.q == 1, "method"] != "shout").all()
+
+
+def test_feature_names_must_not_clash():
+    class Clash(_ShoutStage):
+        FEATURES = ("cos",)
+
+    with pytest.raises(ValueError, match="clash"):
+        feature_names((*STAGES, Clash))
+
+
+def test_industry_chooses_among_entries_sharing_the_title():
+    gen = CandidateGenerator("soc2000").fit(tiny_entries())
+    cands = gen.generate(["manager", "manager", "sales assistant"], ["public house", "", "supermarket"])
+    frame = cands.frame()
+    code = lambda c: list(gen.codes_).index(c)  # noqa: E731
+    pub = frame[(frame.q == 0) & (frame.code == code("1224"))].iloc[0]
+    assert pub["ind"] > 0.8 and pub["hit"] == 1 and cands.context_match[(cands.q == 0) & (cands.code == code("1224"))][0]
+    assert cands.vague.tolist() == [True, True, False]
+    assert cands.hit.tolist() == [True, False, True]
+    # "supermarket" matches no qualifier of "sales assistant": its unqualified entry is the hit.
+    plain = frame[(frame.q == 2) & (frame.code == code("7111"))].iloc[0]
+    assert plain["hit"] == 1 and plain["hit_plain"] == 1
+    petrol = frame[(frame.q == 2) & (frame.code == code("7112"))]
+    assert petrol.empty or petrol.iloc[0]["hit"] == 0
+
+
+def test_description_proposes_what_they_mainly_do():
+    gen = CandidateGenerator("soc2000").fit(tiny_entries())
+    cands = gen.generate(["operative"], ["warehouse"], ["i am a fork lift truck driver"])
+    frame = cands.frame()
+    row = frame[frame.code == list(gen.codes_).index("8222")]
+    assert not row.empty and row.iloc[0]["d_phrase"] == 4 and row.iloc[0]["method"] == "description"
 
 
 def test_tfidf_encoder_equals_stacked_sklearn_vectorisers():

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..cli import UserError, echo_err, handle_errors, scheme_option
+from ..cli_options import UserError, echo_err, handle_errors, scheme_option
 
 __all__ = ["COMMANDS", "code", "codebook"]
 
@@ -115,15 +115,3 @@ def codebook(coded_file: str, scheme: str, output: str | None, column: str | Non
 
 COMMANDS = [code, codebook]
 
-
-def _register_if_missed() -> None:
-    # `coder.cli` registers COMMANDS when it is imported first (the usual way). Importing this
-    # module first makes cli's registration run while COMMANDS is not defined yet; catch up.
-    from .. import cli as cli_module
-
-    for command in COMMANDS:
-        if command.name not in cli_module.cli.commands:
-            cli_module.cli.add_command(command)
-
-
-_register_if_missed()

@@ -263,7 +263,7 @@ def _input_signature(path: Path) -> dict:
 
 def _model_identity(scheme: str, model_dir: str | None) -> str | None:
     try:
-        from ..model import read_manifest
+        from ..store import read_manifest
 
         manifest = read_manifest(scheme, model_dir) or {}
     except Exception:  # noqa: BLE001 - identity is best effort; resume then checks less
@@ -391,7 +391,7 @@ def code_file(
     # The model: load (building it if missing or stale) before any worker needs it.
     backend: Any
     if engine == "dask":
-        from ..model import ensure_built
+        from ..store import ensure_built
 
         ensure_built(scheme_name, model_dir, progress=say)  # here, so cluster workers never race to build
         settings["model"] = _model_identity(scheme_name, model_dir)

@@ -8,7 +8,7 @@ import socket
 
 import click
 
-from ..cli import UserError, echo_err, handle_errors, scheme_option
+from ..cli_options import UserError, echo_err, handle_errors, scheme_option
 from ..schemes import SCHEMES, load_scheme
 
 __all__ = ["COMMANDS", "serve"]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..engine import Coder
-from ..model import stale_reason
+from ..store import stale_reason
 from ..schemes import SCHEMES, load_scheme
 
 __all__ = ["Registry", "ModelUnavailable"]

@@ -1,60 +1,116 @@
 """A linear classifier over TF-IDF features of index titles (with their qualifiers).
 
 It generalises across entries ("...nurse" -> 3211 for words it has seen with many codes)
-where nearest neighbours only copy one entry.
+where nearest neighbours only copy one entry. It reads the title, the title with the
+industry, and the description separately, so an industry word cannot pass for a title word:
+the ranker sees three scores and learns how far to trust each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.multiclass import OneVsRestClassifier
+from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
-from . import TopK, top_k_dense
-from .tfidf import TfidfEncoder
+from .base import Pairs, Proposals, Queries, top_k_dense
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..table import IndexTable
 
 __all__ = ["ClassifierStage"]
 
 
 class ClassifierStage:
-    """One-vs-rest linear SVM; scores are squashed margins, not probabilities (the ranker
-    calibrates)."""
+    """One-vs-rest linear SVM over the shared TF-IDF space; scores are squashed margins, not
+    probabilities (the ranker calibrates).
 
-    def __init__(self, *, k: int = 10, C: float = 1.0, prune: float = 1e-3, n_jobs: int | None = None):
+    Proposes the top ``k`` codes for the title, and for the title with its industry.
+    Features: ``clf`` (title), ``clf_full`` (title + industry), ``clf_desc`` (description; 0
+    without one), ``clf_rank``/``gap_clf``/``q_clf_top`` (of ``clf_full``), ``clf_minor``
+    (share of the classifier's belief in the code's minor group) and ``centroid`` (cosine to
+    the mean TF-IDF vector of the code's entries).
+    """
+
+    name = "classifier"
+    FEATURES = ("clf", "clf_full", "clf_desc", "clf_rank", "gap_clf", "q_clf_top", "clf_minor", "centroid")
+
+    def __init__(self, *, k: int = 10, C: float = 1.0, prune: float = 1e-3, n_jobs: int = -1):
         self.k = k
         self.C = C
         self.prune = prune
         self.n_jobs = n_jobs
 
-    def fit(
-        self, docs: Sequence[str], codes: Sequence[str], encoder: TfidfEncoder | None = None
-    ) -> "ClassifierStage":
-        """Learn codes from ``docs``; pass a fitted ``encoder`` to share one vocabulary."""
-        self.encoder_ = encoder if encoder is not None else TfidfEncoder().fit(docs)
-        X = self.encoder_.transform(docs)
-        self.model_ = OneVsRestClassifier(LinearSVC(C=self.C), n_jobs=self.n_jobs).fit(X, list(codes))
-        self.classes_ = np.asarray(self.model_.classes_)
-        # Keep the weights as one sparse (features x classes) matrix: most are ~0 because a
-        # feature never occurs with most codes; dropping them shrinks the model ~15x and
-        # predicting becomes one sparse product.
-        coef = np.vstack([e.coef_.ravel() for e in self.model_.estimators_]).T.astype(np.float32)
+    def fit(self, table: "IndexTable", *, seed: int = 0) -> "ClassifierStage":
+        codable = np.flatnonzero(table.codable_)
+        X = table.encoder_.transform([table.docs_[i] for i in codable])
+        y = table.entry_code_[codable]
+        # One seeded binary SVM per code, fitted in parallel: each is the same whatever the
+        # number of workers, so the same data and seed give the same weights.
+        model = OneVsRestClassifier(LinearSVC(C=self.C, random_state=seed), n_jobs=self.n_jobs).fit(X, y)
+        self.classes_ = np.asarray(model.classes_)
+        coef = np.zeros((X.shape[1], table.n_codes), np.float32)
+        intercept = np.full(table.n_codes, -10.0, np.float32)  # codes never seen: never proposed
+        if len(self.classes_) == 2:  # binary: one estimator, its negative class is the other code
+            est = model.estimators_[0]
+            coef[:, self.classes_[1]], coef[:, self.classes_[0]] = est.coef_[0], -est.coef_[0]
+            intercept[self.classes_] = [-est.intercept_[0], est.intercept_[0]]
+        else:
+            coef[:, self.classes_] = np.vstack([e.coef_.ravel() for e in model.estimators_]).T
+            intercept[self.classes_] = [e.intercept_[0] for e in model.estimators_]
+        # Most weights are ~0 (a feature never occurs with most codes): a sparse matrix is
+        # ~15x smaller and scoring becomes one sparse product.
         coef[np.abs(coef) < self.prune] = 0.0
         self.coef_ = sp.csr_matrix(coef)
-        self.intercept_ = np.array([e.intercept_[0] for e in self.model_.estimators_], np.float32)
-        del self.model_
+        self.intercept_ = intercept
+        member = sp.csr_matrix((np.ones(len(codable), np.float32), (y, np.arange(len(codable)))),
+                               shape=(table.n_codes, len(codable)))
+        self.centroids_t_ = normalize(member @ X).T.tocsr().astype(np.float32)
+        self.group_onehot_ = np.eye(table.code_group_.max() + 1, dtype=np.float32)[table.code_group_]
+        self.code_group_ = table.code_group_
         return self
 
-    def query(self, docs: Sequence[str]) -> TopK:
-        return self.query_vectors(self.encoder_.transform(docs))
-
-    def query_vectors(self, X: sp.csr_matrix) -> TopK:
-        return top_k_dense(self.scores(X), self.k, min_score=-1.0)
-
     def scores(self, X: sp.csr_matrix) -> np.ndarray:
-        """Squashed margins for every class: a dense (queries x classes) array."""
+        """Squashed margins for every code: a dense (queries x codes) array."""
         margins = (X @ self.coef_).toarray() + self.intercept_
         return expit(2.0 * margins).astype(np.float32)
+
+    def _scores(self, queries: Queries, name: str) -> np.ndarray:
+        key = f"{self.name}:{name}"
+        if key not in queries.scratch:
+            if name == "full" and not queries.has_industry.any():
+                queries.scratch[key] = self._scores(queries, "title")
+            else:
+                queries.scratch[key] = self.scores(queries.vectors(name))
+        return queries.scratch[key]  # type: ignore[return-value]
+
+    def propose(self, queries: Queries) -> Proposals:
+        parts = [Proposals.from_topk(top_k_dense(self._scores(queries, name), self.k, min_score=-1.0), "code")
+                 for name in ("title", "full")]
+        return Proposals("code", np.concatenate([p.q for p in parts]), np.concatenate([p.target for p in parts]),
+                         np.concatenate([p.score for p in parts]))
+
+    def features(self, queries: Queries, pairs: Pairs) -> dict[str, np.ndarray]:
+        q, c = pairs.q, pairs.code
+        title, full = self._scores(queries, "title"), self._scores(queries, "full")
+        clf_full = full[q, c]
+        # Rank among all codes: how many codes score higher, plus one.
+        rank = (full[q] > clf_full[:, None]).sum(axis=1).astype(np.float32) + 1 if len(q) else np.zeros(0, np.float32)
+        if queries.has_description.any():
+            desc = self.scores(queries.vectors("description"))
+            clf_desc = np.where(queries.has_description[q], desc[q, c], 0.0).astype(np.float32)
+        else:
+            clf_desc = np.zeros(len(q), np.float32)
+        mass = full @ self.group_onehot_
+        top = full.max(axis=1) if len(full) else np.zeros(0, np.float32)
+        centroid = (queries.vectors("full") @ self.centroids_t_).toarray()
+        return {
+            "clf": title[q, c], "clf_full": clf_full, "clf_desc": clf_desc,
+            "clf_rank": np.minimum(rank, self.k + 1), "gap_clf": top[q] - clf_full, "q_clf_top": top[q],
+            "clf_minor": mass[q, self.code_group_[c]] / np.maximum(mass.sum(axis=1), 1e-9)[q],
+            "centroid": centroid[q, c],
+        }

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from . import TopK
+import numpy as np
+
+from ..normalise import head_word
+if TYPE_CHECKING:  # pragma: no cover
+    from ..table import IndexTable
+
+from .base import Pairs, Proposals, Queries
 
 __all__ = ["ExactStage"]
 
@@ -15,33 +22,47 @@ def _joined(title: str) -> str:
 
 
 class ExactStage:
-    """Dictionary lookup; each title maps to one row (titles are unique when fitted).
+    """Dictionary lookup of the query's title; it claims the title as the query's own.
 
     A title not found as written is looked up again with its spaces removed, because
     respondents split and join compound words freely ("hair dresser", "fire fighter",
     "postman"/"post man") and the index spells each one way only. Joined spellings shared by
     two index titles are left out rather than guessed.
+
+    Feature ``head``: the candidate's index title ends in the query's last word (English job
+    titles put the occupation last: "bookshop *manager*").
     """
 
-    def fit(self, titles: Sequence[str]) -> "ExactStage":
+    name = "exact"
+    FEATURES = ("head",)
+
+    def fit(self, table: IndexTable, *, seed: int = 0) -> "ExactStage":
+        titles = table.titles_
         self.lookup_ = {t: i for i, t in enumerate(titles)}
         shared = Counter(_joined(t) for t in titles)
         self.joined_ = {_joined(t): i for i, t in enumerate(titles) if shared[_joined(t)] == 1}
+        heads = {h: i for i, h in enumerate(sorted({head_word(t) for t in titles}))}
+        self.head_ids_ = heads
+        self.title_head_ = np.array([heads[head_word(t)] for t in titles], np.int32)
         return self
 
-    def query(self, titles: Sequence[str]) -> TopK:
-        out = TopK.empty(len(titles), 1)
+    def find(self, titles: Sequence[str]) -> np.ndarray:
+        """Index title number of each title, -1 where the index does not hold it."""
+        out = np.full(len(titles), -1, np.int64)
         for i, t in enumerate(titles):
             j = self.lookup_.get(t)
             if j is None:
                 j = self.joined_.get(_joined(t))
             if j is not None:
-                out.idx[i, 0] = j
-                out.score[i, 0] = 1.0
+                out[i] = j
         return out
 
-    def __contains__(self, title: str) -> bool:
-        return title in self.lookup_
+    def propose(self, queries: Queries) -> Proposals:
+        found = self.find(queries.titles)
+        rows = np.flatnonzero(found >= 0)
+        return Proposals("title", rows, found[rows], np.ones(len(rows), np.float32), exact=True)
 
-    def get(self, title: str) -> int | None:
-        return self.lookup_.get(title)
+    def features(self, queries: Queries, pairs: Pairs) -> dict[str, np.ndarray]:
+        q_head = np.array([self.head_ids_.get(head_word(t), -1) for t in queries.titles], np.int32)
+        same = (q_head[pairs.tq] == self.title_head_[pairs.tt]) & (q_head[pairs.tq] >= 0)
+        return {"head": pairs.from_titles(same.astype(np.float32))}

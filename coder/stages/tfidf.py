@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from . import TopK, top_k_sparse
+if TYPE_CHECKING:  # pragma: no cover
+    from ..table import IndexTable
 
-__all__ = ["TfidfEncoder", "TfidfStage", "split_tokens"]
+from .base import Pairs, Proposals, Queries, TopK, top_k_sparse
+
+__all__ = ["TfidfEncoder", "TfidfRetriever", "TfidfStage", "rowwise_dot", "split_tokens"]
 
 
 _SKLEARN_BATCH = 64
@@ -37,13 +41,15 @@ class TfidfEncoder:
         self.word_weight = word_weight
 
     def fit(self, docs: Sequence[str]) -> "TfidfEncoder":
+        # At least one document's worth, so a tiny index (tests) keeps its rarest n-grams.
+        max_df = max(self.max_df, 1.0 / max(len(docs), 1))
         self.char_ = TfidfVectorizer(
             analyzer="char_wb", ngram_range=self.char_ngrams, sublinear_tf=True,
-            max_df=self.max_df, dtype=np.float32,
+            max_df=max_df, dtype=np.float32,
         ).fit(docs)
         self.word_ = TfidfVectorizer(
             analyzer="word", tokenizer=split_tokens, token_pattern=None, lowercase=False,
-            ngram_range=(1, 2), sublinear_tf=True, max_df=max(self.max_df, 0.05),
+            ngram_range=(1, 2), sublinear_tf=True, max_df=max(max_df, 0.05),
             dtype=np.float32,
         ).fit(docs)
         return self
@@ -110,7 +116,14 @@ class TfidfEncoder:
         return state
 
 
-class TfidfStage:
+def rowwise_dot(a: sp.csr_matrix, ia: np.ndarray, b: sp.csr_matrix, ib: np.ndarray) -> np.ndarray:
+    """``a[ia[i]] . b[ib[i]]`` for every i, without forming a dense matrix."""
+    if len(ia) == 0:
+        return np.zeros(0, np.float32)
+    return np.asarray(a[ia].multiply(b[ib]).sum(axis=1), dtype=np.float32).ravel()
+
+
+class TfidfRetriever:
     """Cosine nearest neighbours of queries among fitted documents.
 
     Retrieval drops n-grams found in more than ``max_df`` of the documents ("er ", " ma"):
@@ -125,7 +138,7 @@ class TfidfStage:
         self.min_score = min_score
         self.max_df = max_df
 
-    def fit(self, docs: Sequence[str]) -> "TfidfStage":
+    def fit(self, docs: Sequence[str]) -> "TfidfRetriever":
         self.encoder_ = TfidfEncoder(char_ngrams=(3, 5), max_df=self.max_df).fit(docs)
         self.matrix_t_ = self.encoder_.transform(docs).T.tocsr()
         return self
@@ -143,3 +156,35 @@ class TfidfStage:
             out.idx[start : start + top.idx.shape[0]] = top.idx
             out.score[start : start + top.idx.shape[0]] = top.score
         return out
+
+
+class TfidfStage:
+    """TF-IDF over word and character n-grams: nearest index titles, and similarity features.
+
+    Features: ``cos`` (query title vs candidate title in the shared space), its rank and gap to
+    the query's best, the query's best (``q_max_cos``), and ``vote``: many close titles with
+    one code are stronger evidence than one.
+    """
+
+    name = "tfidf"
+    FEATURES = ("cos", "rank_cos", "gap_cos", "q_max_cos", "vote")
+
+    def __init__(self, *, k: int = 10):
+        self.k = k
+
+    def fit(self, table: IndexTable, *, seed: int = 0) -> "TfidfStage":
+        self.retriever_ = TfidfRetriever(k=self.k).fit(table.titles_)
+        self.title_vecs_ = table.title_vecs_
+        return self
+
+    def propose(self, queries: Queries) -> Proposals:
+        return Proposals.from_topk(self.retriever_.query(queries.titles), "title")
+
+    def features(self, queries: Queries, pairs: Pairs) -> dict[str, np.ndarray]:
+        t_cos = rowwise_dot(queries.vectors("title"), pairs.tq, self.title_vecs_, pairs.tt)
+        cos = pairs.from_titles(t_cos)
+        best = pairs.query_max(cos)
+        return {
+            "cos": cos, "rank_cos": pairs.rank(cos), "gap_cos": best - cos, "q_max_cos": best,
+            "vote": pairs.from_entries(t_cos[pairs.e_tp] ** 3, how="sum"),
+        }

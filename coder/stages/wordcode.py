@@ -2,15 +2,21 @@
 
 Job titles are head-final ("bookshop *manager*"): the head names the occupation family, the
 modifiers and the industry pick the unit group. Separate smoothed tables P(code | word) for
-head words, modifier words and qualifier (industry) words let the ranker weigh them
-differently, which one linear model over all words cannot.
+head words, modifier words, qualifier (industry) words and all title words let the ranker
+weigh them differently, which one linear model over all words cannot.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .base import Pairs, Queries
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..table import IndexTable
 
 __all__ = ["WordCodeStage"]
 
@@ -21,7 +27,11 @@ def _split(title: str) -> tuple[str, list[str]]:
 
 
 class WordCodeStage:
-    """Dense per-code association scores for a batch of queries.
+    """Per-code association scores of the query's words (describes, never proposes).
+
+    Features: ``w_head`` (the title's last word), ``w_mod`` (its other words), ``w_ctx`` (the
+    industry's words against index qualifiers), ``w_desc`` (the description's words against
+    index title words).
 
     Parameters
     ----------
@@ -29,16 +39,20 @@ class WordCodeStage:
         Additive smoothing towards the code prior; rare words get flatter rows.
     """
 
+    name = "wordcode"
+    FEATURES = ("w_head", "w_mod", "w_ctx", "w_desc")
+
     def __init__(self, *, alpha: float = 2.0):
         self.alpha = alpha
 
     def _table(self, docs: Sequence[list[str]], codes: np.ndarray) -> tuple[dict, np.ndarray]:
-        """(vocabulary, dense P(code | word) table: words x codes)."""
-        vocab: dict[str, int] = {}
+        """(vocabulary, dense P(code | word) table: words x codes); words numbered in sorted
+        order so the same data always gives the same table."""
+        vocab = {w: i for i, w in enumerate(sorted({w for words in docs for w in words}))}
         rows, cols = [], []
         for words, code in zip(docs, codes):
             for w in set(words):
-                rows.append(vocab.setdefault(w, len(vocab)))
+                rows.append(vocab[w])
                 cols.append(code)
         counts = np.zeros((len(vocab), self.n_codes_), np.float32)
         np.add.at(counts, (rows, cols), 1.0)
@@ -48,32 +62,39 @@ class WordCodeStage:
         table = (counts + self.alpha * self.prior_) / (totals + self.alpha)
         return vocab, table.astype(np.float32)
 
-    def fit(self, titles: Sequence[str], quals: Sequence[str], codes: Sequence[int], n_codes: int) -> "WordCodeStage":
-        """``titles``/``quals`` normalised; ``codes`` integer code indices (0..n_codes-1)."""
-        codes = np.asarray(codes)
-        self.n_codes_ = n_codes
-        prior = np.bincount(codes, minlength=n_codes).astype(np.float64) + 1.0
+    def fit(self, table: "IndexTable", *, seed: int = 0) -> "WordCodeStage":
+        codable = np.flatnonzero(table.codable_)
+        titles = [table.entry_title_norm_[i] for i in codable]
+        quals = [table.entry_qual_norm_[i] for i in codable]
+        codes = table.entry_code_[codable]
+        self.n_codes_ = table.n_codes
+        prior = np.bincount(codes, minlength=self.n_codes_).astype(np.float64) + 1.0
         self.prior_ = (prior / prior.sum()).astype(np.float32)
         heads, mods = zip(*(_split(t) for t in titles)) if len(titles) else ((), ())
         self.head_vocab_, self.head_ = self._table([[h] for h in heads], codes)
         self.mod_vocab_, self.mod_ = self._table(list(mods), codes)
         self.ctx_vocab_, self.ctx_ = self._table([q.split() for q in quals], codes)
+        self.word_vocab_, self.word_ = self._table([t.split() for t in titles], codes)
         return self
 
     def _lookup(self, docs: Sequence[list[str]], vocab: dict, table: np.ndarray) -> np.ndarray:
         """Mean P(code | word) over each doc's known words (0 where none is known)."""
         out = np.zeros((len(docs), self.n_codes_), np.float32)
         for i, words in enumerate(docs):
-            ids = [j for j in {vocab.get(w) for w in words} if j is not None]
+            ids = sorted({j for j in (vocab.get(w) for w in words) if j is not None})
             if ids:
                 out[i] = table[ids].mean(axis=0)
         return out
 
-    def scores(self, titles: Sequence[str], contexts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(head, modifier, context) association matrices, each queries x codes."""
-        heads, mods = zip(*(_split(t) for t in titles)) if len(titles) else ((), ())
-        return (
-            self._lookup([[h] for h in heads], self.head_vocab_, self.head_),
-            self._lookup(list(mods), self.mod_vocab_, self.mod_),
-            self._lookup([c.split() for c in contexts], self.ctx_vocab_, self.ctx_),
-        )
+    def propose(self, queries: Queries) -> None:
+        return None
+
+    def features(self, queries: Queries, pairs: Pairs) -> dict[str, np.ndarray]:
+        heads, mods = zip(*(_split(t) for t in queries.titles)) if queries.n else ((), ())
+        q, c = pairs.q, pairs.code
+        return {
+            "w_head": self._lookup([[h] for h in heads], self.head_vocab_, self.head_)[q, c],
+            "w_mod": self._lookup(list(mods), self.mod_vocab_, self.mod_)[q, c],
+            "w_ctx": self._lookup([x.split() for x in queries.industries], self.ctx_vocab_, self.ctx_)[q, c],
+            "w_desc": self._lookup([x.split() for x in queries.descriptions], self.word_vocab_, self.word_)[q, c],
+        }

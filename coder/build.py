@@ -1,0 +1,211 @@
+"""Cross-fitted, deterministic model build.
+
+The ranker must learn from queries the retrieval stages have not memorised, so the build is
+cross-fitted: the index's codable entries (and the labelled answers) are split into folds;
+for each fold the stages are fitted on the other folds' entries and the fold's queries are
+coded (`coder.training` says which queries). Each fold is then scored by a ranker trained
+on the other folds: those out-of-fold scores fit the calibration and choose the auto-coding
+threshold. The shipped ranker learns from every fold, the shipped stages from every entry.
+
+Every random choice is seeded from ``seed``; nothing time- or machine-dependent enters the
+model (build timings go to the manifest), so the same data, seed and library versions give
+the same model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .candidates import CandidateGenerator
+from .index import IndexEntry, load_index
+from .rank import Ranker, choose_threshold, share_out
+from .schemes import load_scheme
+from .training import (LabelledAnswers, QueryMix, Queries, _Context, answer_queries, index_queries,
+                       load_answers, seen_sample, survey_weights)
+
+__all__ = ["Model", "build_model", "training_frame", "top1"]
+
+# Answers the threshold is chosen on, when there are at least this many.
+MIN_THRESHOLD_ANSWERS = 200
+
+
+@dataclass
+class Model:
+    """Everything `Coder` needs for one scheme."""
+
+    scheme: str
+    generator: CandidateGenerator
+    ranker: Ranker
+    threshold: float
+    info: dict = field(default_factory=dict)
+
+
+def _shipped_answers(scheme: str) -> LabelledAnswers | None:
+    return load_answers() if scheme == "soc2000" else None
+
+
+def training_frame(
+    scheme: str, entries: Sequence[IndexEntry], *, answers: LabelledAnswers | None = None,
+    folds: int = 4, seed: int = 0, mix: QueryMix = QueryMix(),
+    progress: Callable[[str], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(candidate rows, queries) for every training query, each coded by stages that never
+    saw its fold.
+
+    Rows carry the generator's features plus ``q``, ``code``, ``label``, ``fold``, ``kind``,
+    ``weight`` and ``group``; queries carry ``q``, ``kind``, ``fold``, ``truth``, ``weight``
+    (a query no stage reached has no rows but still counts as wrong).
+    """
+    rng = np.random.default_rng(seed)
+    codable = np.flatnonzero([e.code(scheme) is not None for e in entries])
+    fold_of = np.full(len(entries), -1)
+    fold_of[codable] = rng.permutation(len(codable)) % folds
+    answer_fold = rng.permutation(len(answers)) % folds if answers is not None else np.zeros(0, int)
+    weights = survey_weights(entries, scheme)
+    frames, query_frames = [], []
+    offset = 0
+    for k in range(folds):
+        t0 = time.perf_counter()
+        held = np.flatnonzero(fold_of == k)
+        kept = [e for e, f in zip(entries, fold_of) if f != k]
+        known = np.flatnonzero((fold_of >= 0) & (fold_of != k))
+        seen = seen_sample(entries, known, int(mix.seen_share * len(held)), scheme, weights, rng)
+        answer_rows = np.flatnonzero(answer_fold == k)
+        # Context is borrowed only from this fold's answers: the rankers that score them
+        # (trained on the other folds) never meet their words.
+        fold_answers = None
+        if answers is not None:
+            fold_answers = LabelledAnswers(*(tuple(getattr(answers, f)[i] for i in answer_rows)
+                                             for f in ("titles", "industries", "descriptions", "codes", "accepted")),
+                                           scheme=answers.scheme)
+        context = _Context(kept, scheme, fold_answers)
+        queries = Queries()
+        queries.extend(index_queries([entries[i] for i in held], scheme, "unseen", mix, seed * 1000 + 2 * k, context))
+        queries.extend(index_queries([entries[i] for i in seen], scheme, "seen", mix, seed * 1000 + 2 * k + 1, context))
+        if answers is not None:
+            queries.extend(answer_queries(answers, answer_rows))
+        gen = CandidateGenerator(scheme).fit(kept, seed=seed)
+        cands = gen.generate(queries.titles, queries.industries, queries.descriptions)
+        frame = cands.frame()
+        truth = np.array(queries.truth)
+        kind = np.array(queries.kind)
+        weight = np.where(kind == "answer", mix.answer_weight, 1.0)
+        qs = frame["q"].to_numpy()
+        frame["code"] = gen.codes_[frame["code"].to_numpy()]  # fold-local number -> code string
+        frame["label"] = frame["code"].to_numpy() == truth[qs]
+        frame["kind"] = kind[qs]
+        frame["weight"] = weight[qs]
+        frame["q"] += offset
+        frame["fold"] = k
+        frames.append(frame)
+        query_frames.append(pd.DataFrame({"q": np.arange(len(queries)) + offset, "kind": kind, "fold": k,
+                                          "truth": truth, "weight": weight}))
+        offset += len(queries)
+        if progress:
+            progress(f"fold {k + 1}/{folds}: {len(queries):,} queries in {time.perf_counter() - t0:.0f}s")
+    return pd.concat(frames, ignore_index=True), pd.concat(query_frames, ignore_index=True)
+
+
+def top1(frame: pd.DataFrame, score: np.ndarray, conf: np.ndarray) -> pd.DataFrame:
+    """Each query's best row by ranker score, with its confidence."""
+    return (frame.assign(score=score, confidence=conf)
+            .sort_values(["q", "score"], ascending=[True, False], kind="stable")
+            .groupby("q", sort=False).head(1))
+
+
+def _summary(top: pd.DataFrame, queries: pd.DataFrame, threshold: float) -> dict:
+    """Top-1 and auto coverage/precision over ``queries`` (unreached queries count as wrong)."""
+    n = len(queries)
+    rows = top[top["q"].isin(queries["q"])]
+    auto = rows["confidence"].to_numpy() >= threshold
+    return {
+        "queries": n,
+        "top1": float(rows["label"].sum() / max(n, 1)),
+        "auto_coverage": float(auto.sum() / max(n, 1)),
+        "auto_precision": float(rows["label"].to_numpy()[auto].mean()) if auto.any() else None,
+    }
+
+
+def build_model(
+    scheme: str = "soc2000", *, exclude: Collection[str] = (),
+    entries: Sequence[IndexEntry] | None = None, answers: LabelledAnswers | None | str = "shipped",
+    folds: int = 4, seed: int = 0, mix: QueryMix = QueryMix(), precision: float = 0.95,
+    progress: Callable[[str], None] | None = None,
+) -> Model:
+    """Build a model for ``scheme`` from the shipped index (and, for SOC2000, the shipped
+    labelled answers).
+
+    Parameters
+    ----------
+    exclude
+        Index UNIQUE IDs to leave out entirely (a held-out evaluation split).
+    entries
+        Build from these index entries instead of the shipped index (small test models).
+    answers
+        Labelled answers to learn and calibrate on; "shipped" takes the shipped learn part
+        when the scheme is SOC2000, None uses none.
+    mix
+        How training queries are made (see `coder.training.QueryMix`).
+    precision
+        Target precision of ``status="auto"``: the lowest threshold reaching it on
+        out-of-fold survey answers (or, without enough of them, survey-like index queries).
+    """
+    scheme = load_scheme(scheme).name
+    problems: list[str] = []
+    if entries is None:
+        entries, report = load_index()
+        problems = report.problems
+    if isinstance(answers, str):
+        answers = _shipped_answers(scheme)
+    excluded = set(exclude)
+    entries = [e for e in entries if e.uid not in excluded]
+    frame, queries = training_frame(scheme, entries, answers=answers, folds=folds, seed=seed, mix=mix,
+                                    progress=progress)
+    from .candidates import FEATURES
+
+    X = frame[list(FEATURES)].to_numpy(np.float32)
+    labels, weights = frame["label"].to_numpy(), frame["weight"].to_numpy()
+    fold, q, groups = frame["fold"].to_numpy(), frame["q"].to_numpy(), frame["group"].to_numpy()
+    out_of_fold = np.zeros(len(frame), np.float32)
+    for k in range(folds):
+        if progress:
+            progress(f"ranker {k + 1}/{folds + 1}")
+        held = fold == k
+        out_of_fold[held] = Ranker(random_state=seed).fit(X[~held], labels[~held], weights[~held]).raw_scores(X[held], q[held])
+    if progress:
+        progress(f"ranker {folds + 1}/{folds + 1}")
+    ranker = Ranker(random_state=seed).fit(X, labels, weights)
+    ranker.calibrate(out_of_fold, labels, groups, weights=weights)
+    top = top1(frame, out_of_fold, share_out(ranker.calibrated(out_of_fold, groups), q))
+    pick = "answer" if (queries["kind"] == "answer").sum() >= MIN_THRESHOLD_ANSWERS else "seen"
+    chosen = top[top["kind"] == pick]
+    # Queries no stage reached count as wrong: they stay in the precision curve as misses
+    # only through coverage, so the threshold is chosen on the reached ones.
+    threshold = choose_threshold(chosen["confidence"].to_numpy(), chosen["label"].to_numpy(), precision=precision)
+    if progress:
+        progress("fitting the shipped stages on every entry")
+    generator = CandidateGenerator(scheme).fit(entries, seed=seed)
+    info = {
+        "scheme": scheme,
+        "entries": len(entries),
+        "excluded": len(excluded),
+        "answers": 0 if answers is None else len(answers),
+        "index_problems": problems[:50],
+        "folds": folds,
+        "seed": seed,
+        "mix": mix.__dict__,
+        # Out-of-fold: every query coded by stages and a ranker that never saw its fold.
+        "calibration": {
+            "threshold": threshold,
+            "target_precision": precision,
+            "threshold_chosen_on": pick,
+            **{kind: _summary(top, queries[queries["kind"] == kind], threshold)
+               for kind in ("unseen", "seen", "answer") if (queries["kind"] == kind).any()},
+        },
+    }
+    return Model(scheme=scheme, generator=generator, ranker=ranker, threshold=threshold, info=info)

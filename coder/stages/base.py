@@ -1,0 +1,243 @@
+"""What every stage shares: the `Stage` protocol, the batch of `Queries` it reads, the
+`Proposals` it makes and the candidate `Pairs` it describes with named feature columns.
+
+A stage is fitted on an `IndexTable` (the coding index for one scheme). For a batch of
+queries it may *propose* candidates (index titles, each bringing all its entries, or codes
+with the entry that explains them) and it *describes* every candidate (query, code) pair by
+named feature columns, whoever proposed it. The generator (`coder.candidates`) runs the
+stages in the order of `coder.stages.STAGES`; the ranker learns from the columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import scipy.sparse as sp
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..table import IndexTable
+
+__all__ = ["Stage", "Queries", "Proposals", "Pairs", "TopK", "top_k_dense", "top_k_sparse",
+           "rank_desc", "group_max"]
+
+
+@dataclass(frozen=True)
+class TopK:
+    """``idx[i, j]`` is the j-th best row for query i (-1 = none); ``score`` in [0, 1]."""
+
+    idx: np.ndarray  # (n_queries, k) int32
+    score: np.ndarray  # (n_queries, k) float32
+
+    @classmethod
+    def empty(cls, n: int, k: int) -> "TopK":
+        return cls(np.full((n, k), -1, np.int32), np.zeros((n, k), np.float32))
+
+
+def top_k_dense(scores: np.ndarray, k: int, min_score: float = 0.0) -> TopK:
+    """Best k columns per row of a dense (chunk of a) score matrix."""
+    n, m = scores.shape
+    k_eff = min(k, m)
+    out = TopK.empty(n, k)
+    if n == 0 or m == 0:
+        return out
+    scores = np.asarray(scores, dtype=np.float32)  # negating unsigned ints would wrap around
+    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    sc = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    keep = sc > min_score
+    out.idx[:, :k_eff] = np.where(keep, idx, -1)
+    out.score[:, :k_eff] = np.where(keep, sc, 0.0)
+    return out
+
+
+def top_k_sparse(matrix, k: int) -> TopK:
+    """Best k stored entries per row of a CSR matrix, without densifying it."""
+    matrix = matrix.tocsr()
+    n = matrix.shape[0]
+    out = TopK.empty(n, k)
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    counts = np.diff(indptr)
+    if data.size == 0:
+        return out
+    # Sort every row's entries by descending score in one pass: key = (row, -score).
+    rows = np.repeat(np.arange(n), counts)
+    order = np.lexsort((-data, rows))
+    rank = np.arange(data.size) - np.repeat(indptr[:-1], counts)
+    ranked_rows, ranked_rank = rows[order], rank
+    keep = ranked_rank < k
+    out.idx[ranked_rows[keep], ranked_rank[keep]] = indices[order][keep]
+    out.score[ranked_rows[keep], ranked_rank[keep]] = data[order][keep]
+    return out
+
+
+def rank_desc(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """1-based rank of each value within its group, largest first, ties sharing the best rank."""
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, np.float32)
+    order = np.lexsort((-values, group))
+    g, v = group[order], values[order]
+    pos = np.arange(n)
+    new_group = np.r_[True, g[1:] != g[:-1]]
+    new_value = new_group | np.r_[True, v[1:] != v[:-1]]
+    group_start = np.maximum.accumulate(np.where(new_group, pos, 0))
+    run_start = np.maximum.accumulate(np.where(new_value, pos, 0))
+    rank = np.empty(n, np.float32)
+    rank[order] = run_start - group_start + 1
+    return rank
+
+
+def group_max(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per-row maximum of ``values`` over the row's group (groups need not be sorted)."""
+    out = np.full(n_groups, -np.inf, np.float32)
+    np.maximum.at(out, group, values)
+    return out[group]
+
+
+class Queries:
+    """A batch of read answers (normalised strings) and the representations several stages
+    share, each computed once on first use.
+
+    ``best_title[i]`` is the best score any title-proposing stage has given query i so far:
+    later stages may skip queries that are already well matched (fuzzy matching does).
+    """
+
+    FIELDS = ("title", "industry", "description", "full")
+
+    def __init__(self, titles: Sequence[str], industries: Sequence[str], descriptions: Sequence[str],
+                 table: "IndexTable"):
+        self.titles = list(titles)
+        self.industries = list(industries)
+        self.descriptions = list(descriptions)
+        self.table = table
+        self.n = len(self.titles)
+        self.has_industry = np.array([bool(x) for x in self.industries], bool)
+        self.has_description = np.array([bool(x) for x in self.descriptions], bool)
+        self.best_title = np.zeros(self.n, np.float32)
+        self.scratch: dict[str, object] = {}  # per-batch results a stage keeps for `features`
+        self._vectors: dict[str, sp.csr_matrix] = {}
+
+    def texts(self, name: str) -> list[str]:
+        """The batch's strings for ``name``: title, industry, description, or full (title and
+        industry together)."""
+        if name == "full":
+            return [f"{t} {c}".strip() for t, c in zip(self.titles, self.industries)]
+        return {"title": self.titles, "industry": self.industries, "description": self.descriptions}[name]
+
+    def vectors(self, name: str) -> sp.csr_matrix:
+        """TF-IDF rows (the table's shared encoder) of `texts(name)`; empty texts give zero rows."""
+        if name not in self._vectors:
+            texts = self.texts(name)
+            if name == "full" and not self.has_industry.any():
+                self._vectors[name] = self.vectors("title")
+            elif name != "title" and not any(texts):
+                self._vectors[name] = sp.csr_matrix((self.n, self.table.encoder_.n_features_), dtype=np.float32)
+            else:
+                self._vectors[name] = self.table.encoder_.transform(texts)
+        return self._vectors[name]
+
+
+@dataclass(frozen=True)
+class Proposals:
+    """Candidates a stage puts forward: row i proposes ``target[i]`` for query ``q[i]`` with a
+    score in [0, 1].
+
+    ``kind="title"``: targets are index titles (row numbers of ``IndexTable.titles_``), each
+    bringing all its entries; ``exact=True`` claims each title *is* the query's title (the
+    index holds the answer as written), which decides whether the query is an index hit or a
+    vague title. ``kind="code"``: targets are code numbers, each explained by ``entry[i]``
+    (-1: the code's representative entry).
+    """
+
+    kind: str
+    q: np.ndarray
+    target: np.ndarray
+    score: np.ndarray
+    entry: np.ndarray | None = None
+    exact: bool = False
+
+    @classmethod
+    def from_topk(cls, top: TopK, kind: str = "title", rows: np.ndarray | None = None,
+                  entry: np.ndarray | None = None) -> "Proposals":
+        """Flatten a `TopK` (for the queries ``rows``, default all) into proposals."""
+        n, k = top.idx.shape
+        rows = np.arange(n) if rows is None else np.asarray(rows)
+        q = np.repeat(rows, k)
+        keep = top.idx.ravel() >= 0
+        return cls(kind, q[keep].astype(np.int64), top.idx.ravel()[keep].astype(np.int64),
+                   top.score.ravel()[keep].astype(np.float32),
+                   None if entry is None else entry.ravel()[keep].astype(np.int64))
+
+
+@dataclass
+class Pairs:
+    """The candidate (query, code) rows of a batch, sorted by query then code, and what lies
+    behind them.
+
+    Title level: ``tq, tt`` are the (query, index title) pairs some stage proposed. Entry
+    level: every codable index entry of those titles, ``e_tp`` its title pair and ``e_pair``
+    its (query, code) row. Stages reduce title- or entry-level values to pair rows with
+    `from_titles` / `from_entries`.
+    """
+
+    n_queries: int
+    q: np.ndarray
+    code: np.ndarray
+    tq: np.ndarray
+    tt: np.ndarray
+    e_pair: np.ndarray
+    e_entry: np.ndarray
+    e_tp: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.q)
+
+    def from_entries(self, values: np.ndarray, how: str = "max") -> np.ndarray:
+        """Reduce entry-row values to pair rows (max or sum; 0 for pairs with no entry rows)."""
+        out = np.zeros(len(self.q), np.float32)
+        if len(self.e_pair):
+            if how == "max":
+                np.maximum.at(out, self.e_pair, np.asarray(values, np.float32))
+            else:
+                np.add.at(out, self.e_pair, np.asarray(values, np.float32))
+        return out
+
+    def from_titles(self, values: np.ndarray, how: str = "max") -> np.ndarray:
+        """Reduce title-pair values to pair rows through the entries each title brought."""
+        return self.from_entries(np.asarray(values, np.float32)[self.e_tp], how)
+
+    def per_query(self, values: np.ndarray) -> np.ndarray:
+        """Spread one value per query to the query's pair rows."""
+        return np.asarray(values)[self.q]
+
+    def query_max(self, values: np.ndarray) -> np.ndarray:
+        """Each pair row's query maximum of ``values``."""
+        return group_max(self.q, np.asarray(values, np.float32), self.n_queries) if len(self.q) else values
+
+    def rank(self, values: np.ndarray) -> np.ndarray:
+        """1-based rank of each pair row's value within its query, largest first."""
+        return rank_desc(self.q, np.asarray(values, np.float32))
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """One signal. ``name`` is also the method reported when this stage proposed the entry that
+    explains the winning code; ``FEATURES`` names the columns `features` returns."""
+
+    name: ClassVar[str]
+    FEATURES: ClassVar[tuple[str, ...]]
+
+    def fit(self, table: "IndexTable", *, seed: int = 0) -> "Stage":
+        """Learn from the index table (``seed`` fixes any randomness)."""
+
+    def propose(self, queries: Queries) -> Proposals | None:
+        """Candidates for the batch, or None when the stage only describes."""
+
+    def features(self, queries: Queries, pairs: Pairs) -> dict[str, np.ndarray]:
+        """One float32 array per name in ``FEATURES``, aligned with the pair rows."""
