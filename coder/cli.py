@@ -87,10 +87,11 @@ def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool) -> None:
 
 
 from .batch.commands import code, codebook  # noqa: E402  (the group must exist first)
+from .crosswalk_commands import crosswalk  # noqa: E402
 from .evaluate_commands import evaluate  # noqa: E402
 from .service.commands import serve  # noqa: E402
 
-for _command in (code, codebook, evaluate, serve):
+for _command in (code, codebook, crosswalk, evaluate, serve):
     cli.add_command(_command)
 
 
