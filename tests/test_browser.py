@@ -37,9 +37,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @pytest.fixture(scope="module")
 def live_server(small_coder, small_model_dir):
-    """uvicorn serving the small model in a thread, on a free loopback port."""
-    coder = Coder(small_coder.model, threshold=small_coder.threshold)  # own cache: another thread
-    app = create_app(coder, model_dir=small_model_dir)
+    """uvicorn serving the small model in a thread, on a free loopback port; and the coder
+    that tests compute expected answers with (not the server's: a Coder is not thread-safe)."""
+    served = Coder(small_coder.model, threshold=small_coder.threshold)  # own cache: another thread
+    app = create_app(served, model_dir=small_model_dir)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
@@ -50,7 +51,7 @@ def live_server(small_coder, small_model_dir):
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/", coder
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/", small_coder
     server.should_exit = True
     thread.join(10)
     sock.close()
@@ -195,9 +196,101 @@ def test_uncodable_and_industry(page, live_server):
     assert any("industry=supermarket" in u for u in suggest_requests(page))
 
 
+def expect_codes(page, expected: list[str]) -> None:
+    """Wait until the suggestions are exactly ``expected`` (earlier answers may show first)."""
+    options = suggestions(page)
+    expect(options).to_have_count(len(expected))
+    for i, code in enumerate(expected):
+        expect(options.nth(i)).to_have_attribute("data-code", code)
+
+
+def test_description_is_sent_with_the_title(page, live_server):
+    _, coder = live_server
+    box = page.get_by_role("combobox", name="Job title")
+    box.press_sequentially("factory operative", delay=10)
+    expect(suggestions(page).first).to_be_visible()
+    with page.expect_response(lambda r: "/suggest?" in r.url and "description=forklift+driver" in r.url):
+        page.get_by_label("What do you mainly do?").fill("forklift driver")
+    box.focus()
+    expect_codes(page, [c.code for c in coder.code("factory operative", None, "forklift driver").candidates])
+    assert "industry=" not in suggest_requests(page)[-1]
+
+
+def choose_first(page, box):
+    expect(suggestions(page).first).to_be_visible()
+    box.press("ArrowDown")
+    box.press("Enter")
+    expect(page.get_by_role("textbox", name="Chosen code")).not_to_have_value("")
+
+
+def test_next_title_starts_without_the_previous_answers_context(page, live_server):
+    """Issue 14 item 8: the industry (and description) of one answer must not be used for the next."""
+    _, coder = live_server
+    box = page.get_by_role("combobox", name="Job title")
+    industry = page.get_by_label("Industry or employer")
+    description = page.get_by_label("What do you mainly do?")
+    chosen = page.get_by_role("textbox", name="Chosen code")
+    box.press_sequentially("store mgr", delay=10)
+    industry.fill("supermarket")
+    description.fill("runs the shop floor")
+    box.focus()
+    expect(suggestions(page).first).to_have_attribute(
+        "data-code", coder.code("store mgr", "supermarket", "runs the shop floor").candidates[0].code)
+    choose_first(page, box)
+    # The answer just coded stays on screen, its title selected, until the next one starts.
+    expect(industry).to_have_value("supermarket")
+    assert page.evaluate("[document.activeElement.selectionStart, document.activeElement.selectionEnd]") == [0, 9]
+
+    before = len(suggest_requests(page))
+    box.press_sequentially("nurse", delay=10)  # types over the selected title: the next answer
+    expect(box).to_have_value("nurse")
+    expect(industry).to_have_value("")
+    expect(description).to_have_value("")
+    expect(chosen).to_have_value("")
+    expect(page.get_by_role("button", name="Copy")).to_be_disabled()
+    expect_codes(page, [c.code for c in coder.code("nurse").candidates])
+    sent = suggest_requests(page)[before:]
+    assert sent and not any("industry=" in u or "description=" in u for u in sent), sent
+
+
+def test_clearing_the_title_starts_the_next_answer(page):
+    box = page.get_by_role("combobox", name="Job title")
+    industry = page.get_by_label("Industry or employer")
+    box.press_sequentially("teacher", delay=10)
+    industry.fill("primary school")
+    box.focus()
+    expect(suggestions(page).first).to_be_visible()
+    box.press("Escape")  # closes the list
+    expect(industry).to_have_value("primary school")
+    box.press("Escape")  # clears the title: no code was chosen, but this answer is over
+    expect(box).to_have_value("")
+    expect(industry).to_have_value("")
+    # Industry typed before the title belongs to the answer being typed: kept.
+    industry.fill("hospital")
+    box.press_sequentially("porter", delay=10)
+    expect(suggestions(page).first).to_be_visible()
+    expect(industry).to_have_value("hospital")
+    assert "industry=hospital" in suggest_requests(page)[-1]
+
+
+def test_editing_the_title_keeps_its_context(page):
+    box = page.get_by_role("combobox", name="Job title")
+    industry = page.get_by_label("Industry or employer")
+    box.press_sequentially("store mgr", delay=10)
+    industry.fill("supermarket")
+    box.focus()
+    choose_first(page, box)
+    box.press("End")  # a correction to the same answer, not a new one
+    box.press_sequentially("s", delay=10)
+    expect(box).to_have_value("store mgrs")
+    expect(suggestions(page).first).to_be_visible()
+    expect(industry).to_have_value("supermarket")
+    assert "industry=supermarket" in suggest_requests(page)[-1]
+
+
 def test_everything_is_reachable_by_keyboard(page):
     focused = []
-    for _ in range(5):
+    for _ in range(6):
         page.keyboard.press("Tab")
         focused.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
-    assert focused[:3] == ["industry", "scheme", "chosen-code"]
+    assert focused[:4] == ["industry", "description", "scheme", "chosen-code"]

@@ -25,11 +25,14 @@ with warnings.catch_warnings():  # starlette may warn that it prefers httpx2
     from fastapi.testclient import TestClient  # noqa: E402
 
 from coder import Coder, ModelError  # noqa: E402
+from coder.candidates import METHODS  # noqa: E402
 from coder.service import app as app_module  # noqa: E402
-from coder.service.app import BATCH_CHUNK, create_app  # noqa: E402
+from coder.service.app import BATCH_CHUNK, MAX_BODY_BYTES, create_app  # noqa: E402
 from coder.service.registry import Registry  # noqa: E402
+from coder.service.schemas import MAX_DESCRIPTION_CHARS, MAX_INDUSTRY_CHARS, MAX_TEXT_CHARS  # noqa: E402
 
-SUGGEST_KEYS = {"text", "industry", "scheme", "status", "reason", "normalised", "code", "candidates"}
+SUGGEST_KEYS = {"text", "industry", "description", "scheme", "status", "reason", "normalised", "code",
+                "candidates"}
 CANDIDATE_KEYS = {"code", "title", "major_group", "confidence", "method", "matched_entry"}
 
 
@@ -72,7 +75,7 @@ def test_suggest_returns_ranked_candidates(client, small_coder):
     assert body["code"] == top["code"] and re.fullmatch(r"\d{4}", top["code"])
     assert top["major_group"]["code"] == top["code"][0] and top["major_group"]["title"]
     assert top["title"] == small_coder.scheme.title(top["code"])
-    assert top["matched_entry"] and top["method"] in {"exact", "fuzzy", "tfidf", "classifier"}
+    assert top["matched_entry"] and top["method"] in METHODS
     expected = small_coder.code("nurse")
     assert [c["code"] for c in cands] == [c.code for c in expected.candidates]
 
@@ -84,6 +87,62 @@ def test_suggest_k_and_industry(client):
     assert len(body["candidates"]) <= 2 and body["industry"] == "supermarket"
     assert client.get("/suggest", params={"q": "store mgr", "k": 20}).status_code == 200
     assert client.get("/suggest", params={"q": "store mgr", "industry": ""}).json()["industry"] is None
+
+
+class Spy(Coder):
+    """A coder that records the (title, industry, description) triples it is asked to code."""
+
+    def __init__(self, model, **kwargs) -> None:
+        super().__init__(model, **kwargs)
+        self.asked: list[tuple] = []
+
+    def code_many(self, titles, industries=None, descriptions=None, *, k=5):
+        titles = list(titles)
+        industries = [None] * len(titles) if industries is None else list(industries)
+        descriptions = [None] * len(titles) if descriptions is None else list(descriptions)
+        self.asked += list(zip(titles, industries, descriptions))
+        return super().code_many(titles, industries, descriptions, k=k)
+
+
+@pytest.fixture(scope="module")
+def spy_client(small_coder, small_model_dir):
+    spy = Spy(small_coder.model, threshold=small_coder.threshold)
+    with TestClient(create_app(spy, model_dir=small_model_dir)) as c:
+        yield c, spy
+
+
+def test_suggest_passes_the_description_to_the_engine_and_echoes_it(spy_client, small_coder):
+    client, spy = spy_client
+    params = {"q": "factory operative", "industry": "warehouse", "description": "forklift driver"}
+    spy.asked.clear()
+    body = client.get("/suggest", params=params).json()
+    assert spy.asked == [("factory operative", "warehouse", "forklift driver")]
+    assert body["description"] == "forklift driver" and body["industry"] == "warehouse"
+    expected = small_coder.code("factory operative", "warehouse", "forklift driver")
+    assert [c["code"] for c in body["candidates"]] == [c.code for c in expected.candidates]
+    assert [c["confidence"] for c in body["candidates"]] == [c.confidence for c in expected.candidates]
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t\n", "\u3000"])
+def test_suggest_blank_description_or_industry_is_absent(spy_client, blank):
+    client, spy = spy_client
+    spy.asked.clear()
+    body = client.get("/suggest", params={"q": "nurse", "industry": blank, "description": blank}).json()
+    assert spy.asked == [("nurse", None, None)]
+    assert body["industry"] is None and body["description"] is None
+    assert body == client.get("/suggest", params={"q": "nurse"}).json()
+
+
+def test_suggest_description_that_says_nothing_is_absent(client):
+    # The engine's rule: "n/a", "same", "don't know" and the like say nothing.
+    body = client.get("/suggest", params={"q": "nurse", "description": "n/a", "industry": "same"}).json()
+    assert body["description"] is None and body["industry"] is None
+
+
+def test_suggest_longest_industry_and_description_are_fine(client):
+    params = {"q": "nurse", "industry": "i" * MAX_INDUSTRY_CHARS, "description": "d" * MAX_DESCRIPTION_CHARS}
+    body = client.get("/suggest", params=params).json()
+    assert body["industry"] == params["industry"] and body["description"] == params["description"]
 
 
 def test_suggest_uncodable_is_not_an_error(client):
@@ -101,8 +160,10 @@ def test_suggest_scheme_aliases(client):
     ({}, "invalid_request"),                                   # q missing
     ({"q": ""}, "invalid_request"),
     ({"q": "   "}, "invalid_request"),
-    ({"q": "x" * 201}, "invalid_request"),
-    ({"q": "nurse", "industry": "y" * 201}, "invalid_request"),
+    ({"q": "\u3000\ufeff"}, "invalid_request"),
+    ({"q": "x" * (MAX_TEXT_CHARS + 1)}, "invalid_request"),
+    ({"q": "nurse", "industry": "y" * (MAX_INDUSTRY_CHARS + 1)}, "invalid_request"),
+    ({"q": "nurse", "description": "d" * (MAX_DESCRIPTION_CHARS + 1)}, "invalid_request"),
     ({"q": "nurse", "k": 0}, "invalid_request"),
     ({"q": "nurse", "k": 21}, "invalid_request"),
     ({"q": "nurse", "k": "five"}, "invalid_request"),
@@ -119,10 +180,11 @@ def test_suggest_200_characters_is_fine(client):
     assert client.get("/suggest", params={"q": "care assistant " * 13 + "abcde"}).status_code == 200
 
 
-def test_suggest_unbuilt_scheme_is_503_naming_the_fix(client):
+def test_suggest_unbuilt_scheme_is_503_naming_the_fix(client, small_model_dir):
     body = assert_error(client.get("/suggest", params={"q": "nurse", "scheme": "soc90"}), 503,
                         "model_unavailable")
-    assert "coder build --scheme soc90" in body["detail"]
+    assert "no built model" in body["detail"]
+    assert f"coder build --scheme soc90 --model-dir {small_model_dir}" in body["detail"]  # where it serves from
 
 
 # ---------------------------------------------------------------- /code
@@ -142,6 +204,26 @@ def test_code_batch_keeps_order_and_counts(client, small_coder):
     assert results[3]["code"] == small_coder.code("store mgr", "supermarket", k=3).code
 
 
+def test_code_batch_descriptions(spy_client, small_coder):
+    client, spy = spy_client
+    items = [{"title": "factory operative", "description": "forklift driver"},
+             {"title": "factory operative", "description": "  "},
+             {"title": "factory operative", "industry": "food", "description": None},
+             {"title": "manager", "industry": "", "description": "runs a pub"},
+             {"title": None, "description": "forklift driver"}]
+    spy.asked.clear()
+    results = client.post("/code", json={"items": items}).json()["results"]
+    assert spy.asked == [("factory operative", None, "forklift driver"), ("factory operative", None, None),
+                         ("factory operative", "food", None), ("manager", None, "runs a pub"),
+                         (None, None, "forklift driver")]
+    assert [r["description"] for r in results] == ["forklift driver", None, None, "runs a pub", "forklift driver"]
+    assert [r["industry"] for r in results] == [None, None, "food", None, None]
+    assert results[4]["status"] == "uncodable"  # a description alone is not a title
+    for item, result in zip(items[:4], results):
+        expected = small_coder.code(item["title"], item.get("industry") or None, item["description"])
+        assert [c["code"] for c in result["candidates"]] == [c.code for c in expected.candidates]
+
+
 def test_code_full_batch_of_1000(client):
     titles = [f"care assistant {i}" if i % 3 else "teacher" for i in range(1000)]
     assert 1000 > BATCH_CHUNK  # exercises the chunking
@@ -159,8 +241,11 @@ def test_code_full_batch_of_1000(client):
     ({"items": [{"industry": "shop"}]}, "invalid_request"),          # title key missing
     ({"items": [{"title": 42}]}, "invalid_request"),
     ({"items": [{"title": "nurse", "titel": "x"}]}, "invalid_request"),
-    ({"items": [{"title": "x" * 201}]}, "invalid_request"),
-    ({"items": [{"title": "nurse", "industry": "y" * 201}]}, "invalid_request"),
+    ({"items": [{"title": "x" * (MAX_TEXT_CHARS + 1)}]}, "invalid_request"),
+    ({"items": [{"title": "nurse", "industry": "y" * (MAX_INDUSTRY_CHARS + 1)}]}, "invalid_request"),
+    ({"items": [{"title": "nurse", "description": "d" * (MAX_DESCRIPTION_CHARS + 1)}]}, "invalid_request"),
+    ({"items": [{"title": "nurse", "description": 42}]}, "invalid_request"),
+    ({"items": [{"title": "nurse", "descripton": "typo"}]}, "invalid_request"),
     ({"items": [{"title": "nurse"}] * 1001}, "invalid_request"),
     ({"items": [{"title": "nurse"}], "k": 0}, "invalid_request"),
     ({"items": [{"title": "nurse"}], "k": 21}, "invalid_request"),
@@ -188,14 +273,25 @@ def test_code_not_json_is_415(client):
     assert_error(r, 415, "unsupported_media_type")
 
 
+def test_code_longest_batch_fits_the_body_limit(client):
+    item = {"title": "t" * MAX_TEXT_CHARS, "industry": "i" * MAX_INDUSTRY_CHARS,
+            "description": "d" * MAX_DESCRIPTION_CHARS}
+    body = json.dumps({"items": [item] * 1000}).encode()
+    assert len(body) < MAX_BODY_BYTES
+    r = client.post("/code", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["count"] == 1000
+
+
 def test_code_oversize_body_is_413(client):
-    big = json.dumps({"items": [{"title": "x" * 200, "industry": "y" * 200}] * 6000}).encode()
+    item = {"title": "x" * 200, "industry": "y" * 200}
+    big = json.dumps({"items": [item] * (MAX_BODY_BYTES // 400 + 1)}).encode()
+    assert len(big) > MAX_BODY_BYTES
     assert_error(client.post("/code", content=big, headers={"content-type": "application/json"}), 413,
                  "payload_too_large")
 
     def stream():  # no Content-Length: the limit must hold as the body streams in
         yield b'{"items": ['
-        for _ in range(150_000):
+        for _ in range(MAX_BODY_BYTES // 19 + 1):
             yield b'{"title": "nurse"},'
         yield b'{"title": "nurse"}]}'
 
@@ -278,6 +374,10 @@ def test_page_is_self_contained(client):
     html = r.text
     assert 'role="combobox"' in html and 'role="listbox"' in html
     assert '<label for="title">' in html and '<label for="industry">' in html
+    assert '<label for="description">' in html
+    for field, limit in [("title", MAX_TEXT_CHARS), ("industry", MAX_INDUSTRY_CHARS),
+                         ("description", MAX_DESCRIPTION_CHARS)]:  # the page's limits are the API's
+        assert re.search(rf'<input id="{field}"[^>]*maxlength="{limit}"', html), field
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the page must not load anything remote"
     csp = r.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "connect-src 'self'" in csp and "unsafe-inline" not in csp
@@ -285,9 +385,11 @@ def test_page_is_self_contained(client):
 
 # ---------------------------------------------------------------- robustness
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(q=st.text(max_size=220), industry=st.none() | st.text(max_size=220), k=st.integers(-2, 25))
-def test_suggest_never_500(client, q, industry, k):
-    params = {"q": q, "k": k} | ({} if industry is None else {"industry": industry})
+@given(q=st.text(max_size=220), industry=st.none() | st.text(max_size=220),
+       description=st.none() | st.text(max_size=300), k=st.integers(-2, 25))
+def test_suggest_never_500(client, q, industry, description, k):
+    params = {"q": q, "k": k} | ({} if industry is None else {"industry": industry}) \
+        | ({} if description is None else {"description": description})
     r = client.get("/suggest", params=params)
     assert r.status_code in (200, 422), r.text
     if r.status_code == 200:
@@ -297,7 +399,7 @@ def test_suggest_never_500(client, q, industry, k):
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["items", "title", "industry", "k", "scheme", "x"]), inner, max_size=4),
+        st.sampled_from(["items", "title", "industry", "description", "k", "scheme", "x"]), inner, max_size=4),
     max_leaves=12,
 )
 

@@ -9,7 +9,8 @@ Run it with ``coder serve`` (needs the ``serve`` extra: ``pip install 'coder[ser
 or build the app yourself with `coder.service.app.create_app` (a `Coder`, or a model
 directory loaded at start-up).
 
-Endpoints: ``GET /suggest`` (one title), ``POST /code`` (up to 1,000), ``GET /schemes``,
+Endpoints: ``GET /suggest`` (one answer: ``q`` the job title, optional ``industry`` and
+``description``, what the person mainly does), ``POST /code`` (up to 1,000), ``GET /schemes``,
 ``GET /codes/{scheme}/{code}``, ``GET /health``, OpenAPI docs at ``/docs``, and the page at
 ``/``. Errors are JSON ``{"error", "detail"}`` with a 4xx status, never a 500.
 

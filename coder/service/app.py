@@ -21,9 +21,11 @@ Errors
 ------
 Every error is JSON ``{"error": kind, "detail": sentence[, "errors": [...]]}``, never a bare
 500: 400 malformed JSON, 404 unknown route/scheme/code, 405 wrong method, 413 body over
-`MAX_BODY_BYTES`, 415 a body that is not JSON, 422 invalid parameters (empty or over-long
-text, k outside 1..20, unknown scheme, too many items), 503 a scheme whose model is not
-loaded yet (with ``Retry-After`` while it is being built).
+`MAX_BODY_BYTES`, 415 a body that is not JSON, 422 invalid parameters (blank or over-long
+title, over-long industry or description, k outside 1..20, unknown scheme, too many items),
+503 a scheme whose model is not loaded yet (with ``Retry-After`` while it is being built).
+A blank industry or description is not an error: it counts as absent. The OpenAPI document
+describes every response, errors included (tests/test_service_openapi.py holds the API to it).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -55,12 +57,17 @@ from .. import __version__
 from ..engine import Coder
 from ..errors import UnknownSchemeError
 from ..results import STATUSES
-from ..schemes import load_scheme
+from ..schemes import SCHEMES, load_scheme
 from .registry import ModelUnavailable, Registry
 from .schemas import (
+    HAS_TEXT,
+    MAX_DESCRIPTION_CHARS,
+    MAX_INDUSTRY_CHARS,
     MAX_ITEMS,
     MAX_K,
     MAX_TEXT_CHARS,
+    SCHEME_DOC,
+    SCHEME_OR_DEFAULT,
     CodeInfo,
     CodeRequest,
     CodeResponse,
@@ -69,6 +76,7 @@ from .schemas import (
     HealthOut,
     SchemesOut,
     coding_json,
+    has_text,
 )
 
 __all__ = ["create_app", "MAX_BODY_BYTES", "BATCH_CHUNK"]
@@ -76,14 +84,16 @@ __all__ = ["create_app", "MAX_BODY_BYTES", "BATCH_CHUNK"]
 log = logging.getLogger("coder.service")
 T = TypeVar("T")
 
-# 1,000 items of 200-character titles and industries is ~0.5 MB of JSON; 2 MiB leaves room
-# for escaped non-ASCII text while keeping a hostile body from filling memory.
-MAX_BODY_BYTES = 2 * 1024 * 1024
+# 1,000 items with every field at its longest (title, industry, description) is ~1.8 MB of
+# ASCII JSON; real answers are a tenth of that. 4 MiB leaves room for non-ASCII text while
+# keeping a hostile body from filling memory.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 BATCH_CHUNK = 200  # titles per engine call in POST /code (~0.1-0.3 s on the full model)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text} for status, text in {
-        422: "Invalid parameters (empty or over-long text, k out of range, unknown scheme).",
+        422: "Invalid parameters (blank or over-long title, over-long industry or description, "
+             "k out of range, unknown scheme).",
         503: "The scheme's model is not loaded (not built, or being built: see Retry-After).",
     }.items()
 }
@@ -169,6 +179,11 @@ def _page() -> tuple[str, str]:
            "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
            "frame-ancestors 'none'")
     return html, csp
+
+
+def _given(text: str | None) -> str | None:
+    """Industry or description as sent, None when blank (blank means absent, not an error)."""
+    return text if text is not None and has_text(text) else None
 
 
 def _swagger_assets() -> Path | None:
@@ -279,8 +294,9 @@ def create_app(
         version=__version__,
         summary="Code free-text job titles to UK SOC2000 (and SOC90, SOC2010, SOC2020, ISCO-08).",
         description=(
-            "Ranked, calibrated candidate codes for job titles. `GET /suggest` codes one title "
-            "(for type-ahead), `POST /code` up to 1,000. Each result has a status: `auto` (safe to "
+            "Ranked, calibrated candidate codes for survey answers: a job title, and optionally "
+            "the industry and what the person mainly does (`description`). `GET /suggest` codes "
+            "one answer (for type-ahead), `POST /code` up to 1,000. Each result has a status: `auto` (safe to "
             "code automatically), `refer` (a person should choose) or `uncodable`, with a reason. "
             "Errors are JSON `{error, detail}`. The page at `/` is a type-ahead coder."
         ),
@@ -358,18 +374,27 @@ def create_app(
              summary="Suggest codes for one title")
     async def suggest(
         q: Annotated[str, Query(min_length=1, max_length=MAX_TEXT_CHARS,
-                                description="The job title as typed.", examples=["snr software dev"])],
-        industry: Annotated[str | None, Query(max_length=MAX_TEXT_CHARS,
-                                              description="Employer or industry, if known.")] = None,
+                                description="The job title as typed (not blank).",
+                                examples=["snr software dev"], json_schema_extra={"pattern": HAS_TEXT})],
+        industry: Annotated[str | None, Query(max_length=MAX_INDUSTRY_CHARS,
+                                              description="Employer or industry, if known; blank: "
+                                                          "absent.", examples=["supermarket"])] = None,
+        description: Annotated[str | None, Query(
+            max_length=MAX_DESCRIPTION_CHARS, description="What the person mainly does in the job, "
+                                                          "if known; blank: absent.",
+            examples=["fills shelves and takes out dated stock"])] = None,
         k: Annotated[int, Query(ge=1, le=MAX_K, description="How many candidates.")] = 5,
-        scheme: Annotated[str | None, Query(description="Classification (default: the "
-                                                        "service's default, soc2000).")] = None,
+        scheme: Annotated[str | None, Query(
+            description=SCHEME_DOC + "; the service's default (soc2000 unless started otherwise) "
+                                     "if omitted.",
+            json_schema_extra=SCHEME_OR_DEFAULT,
+        )] = None,
     ) -> JSONResponse:
         """Code one job title: candidates best first, with a status and reason."""
-        if not q.strip():
+        if not has_text(q):
             raise ApiError(422, "invalid_request", "q: must contain some text, not only spaces")
         coder = await registry.get(scheme)
-        result = await engine.run(coder.code, q, industry if industry and industry.strip() else None, k=k)
+        result = await engine.run(coder.code, q, _given(industry), _given(description), k=k)
         return JSONResponse(_coding(result, coder))
 
     @app.post("/code", response_model=CodeResponse, tags=["coding"], summary="Code many titles",
@@ -378,17 +403,19 @@ def create_app(
         413: {"model": ErrorOut, "description": f"Body over {max_body_bytes:,} bytes."},
         415: {"model": ErrorOut, "description": "Body is not JSON."}, **_ERRORS})
     async def code(body: CodeRequest) -> JSONResponse:
-        """Code up to 1,000 titles (with optional industries); results in input order.
+        """Code up to 1,000 titles (with optional industries and descriptions); results in input order.
 
         Blank or null titles are not errors: they come back `uncodable` with a reason.
         """
         coder = await registry.get(body.scheme)
         titles = [item.title for item in body.items]
-        industries = [item.industry for item in body.items]
+        industries = [_given(item.industry) for item in body.items]
+        descriptions = [_given(item.description) for item in body.items]
         results = []
         for start in range(0, len(titles), BATCH_CHUNK):
             stop = start + BATCH_CHUNK
-            results += await engine.run(coder.code_many, titles[start:stop], industries[start:stop], k=body.k)
+            results += await engine.run(coder.code_many, titles[start:stop], industries[start:stop],
+                                        descriptions[start:stop], k=body.k)
             if stop < len(titles) and engine.mode == "inline":
                 await asyncio.sleep(0)  # let waiting suggestions in between chunks
         summary = dict.fromkeys(STATUSES, 0)
@@ -405,8 +432,15 @@ def create_app(
 
     @app.get("/codes/{scheme}/{code}", response_model=CodeInfo, tags=["classifications"],
              summary="Title and hierarchy of a code",
-             responses={404: {"model": ErrorOut, "description": "Unknown scheme or code."}})
-    async def code_info(scheme: str, code: str) -> dict:
+             responses={404: {"model": ErrorOut, "description": "Unknown scheme or code."},
+                        422: _ERRORS[422]})
+    async def code_info(
+        scheme: Annotated[str, PathParam(description=SCHEME_DOC + ".",
+                                         json_schema_extra={"enum": list(SCHEMES)})],
+        code: Annotated[str, PathParam(description="A unit-group code or a group code above it "
+                                                   "(digits: 3211, 321, 32, 3).", examples=["3211"],
+                                       json_schema_extra={"pattern": "^[0-9]{1,4}$"})],
+    ) -> dict:
         """Title and hierarchy (major group down) of a code at any level."""
         try:
             sch = load_scheme(scheme)

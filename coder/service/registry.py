@@ -5,10 +5,14 @@ handled on its first request:
 
 * its model is built and current on disk (``available``): it is loaded in a background
   thread (a few seconds) while that request, and any others for it, wait;
-* it is not built, or stale (``not_built``): the request gets 503 with the command that builds
-  it, unless the service was started with ``build_missing=True`` (``coder serve
+* it is not built, or only a stale build is there (``not_built``: the store keeps each build
+  in a folder named by a hash of its data, code and library versions, and never loads one
+  made from others): the request gets 503 with the reason and the command that builds it,
+  unless the service was started with ``build_missing=True`` (``coder serve
   --build-missing``), in which case a background build starts (minutes) and requests get 503
-  with ``Retry-After`` until it is done. Building never runs on the event loop.
+  with ``Retry-After`` until it is done. Building never runs on the event loop;
+* its files are there but do not load (a checksum that does not match, a truncated file):
+  ``failed``, 503 with the store's message; the next request tries again.
 
 All state here is touched only from the event loop (async methods); threads only run
 `Coder.load` and hand back a new `Coder`, so no lock is needed.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -131,8 +136,10 @@ class Registry:
                 elif self.build_missing:
                     self._start(name, "building", build=True, why=reason)
                 else:
+                    where = ("" if self.model_dir is None
+                             else f" --model-dir {shlex.quote(str(self.model_dir))}")
                     raise ModelUnavailable(name, (
-                        f"the {name} model is not built ({reason}); run `coder build --scheme {name}` "
+                        f"no current {name} model ({reason}); run `coder build --scheme {name}{where}` "
                         f"and retry, or start the service with `coder serve --schemes {name}` "
                         f"(or --build-missing)"))
         assert slot.future is not None

@@ -7,22 +7,47 @@ OpenAPI document and validate requests.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..candidates import METHODS
 from ..results import Result
-from ..schemes import MISSING_CODE, Scheme
+from ..schemes import MISSING_CODE, SCHEMES, Scheme
 
 __all__ = [
-    "MAX_TEXT_CHARS", "MAX_K", "MAX_ITEMS", "coding_json",
+    "MAX_TEXT_CHARS", "MAX_INDUSTRY_CHARS", "MAX_DESCRIPTION_CHARS", "MAX_K", "MAX_ITEMS", "HAS_TEXT",
+    "SCHEME_DOC", "SCHEME_OR_DEFAULT", "has_text", "coding_json",
     "MajorGroup", "CandidateOut", "Coding", "CodeItem", "CodeRequest", "CodeResponse",
     "GroupOut", "CodeInfo", "SchemeInfo", "SchemesOut", "HealthOut", "FieldError", "ErrorOut",
 ]
 
-MAX_TEXT_CHARS = 200  # a job title or industry longer than this is not an answer to code
+# Longer text is not an answer to code. Real survey answers run to ~90 characters for a
+# title, ~270 for an industry and ~500 for "what do you mainly do".
+MAX_TEXT_CHARS = 200  # job title
+MAX_INDUSTRY_CHARS = 500
+MAX_DESCRIPTION_CHARS = 1000
 MAX_K = 20
 MAX_ITEMS = 1000
+
+# Text is blank when it has no character outside this class: Python's whitespace
+# (str.isspace) and the byte-order mark, written out so that the pattern in the OpenAPI
+# document and the server's own check are the same test in any regex dialect.
+_BLANK = r"\t-\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+HAS_TEXT = f"[^{_BLANK}]"
+_HAS_TEXT = re.compile(HAS_TEXT)
+
+# Documented scheme values: the canonical names (aliases such as "SOC-2000" are accepted too,
+# but not advertised). Documentation only: the server validates names itself.
+SCHEME_DOC = "Classification: " + ", ".join(SCHEMES) + " (case, spaces and hyphens ignored)"
+SCHEME_OR_DEFAULT = {"anyOf": [{"type": "string", "enum": list(SCHEMES)}, {"type": "null"}]}
+
+
+def has_text(text: str) -> bool:
+    """Whether ``text`` has a character that is not blank (see `HAS_TEXT`)."""
+    return _HAS_TEXT.search(text) is not None
+
 
 Status = Literal["auto", "refer", "uncodable"]
 
@@ -37,8 +62,8 @@ class CandidateOut(BaseModel):
     title: str = Field(description="Official title of the unit group.", examples=["Nurses"])
     major_group: MajorGroup | None = None
     confidence: float = Field(ge=0, le=1, description="Calibrated probability that this code is right.")
-    method: str = Field(description="Stage whose match explains the candidate: exact, fuzzy, tfidf "
-                                    "or classifier.", examples=["exact"])
+    method: str = Field(description="Stage whose match explains the candidate: "
+                                    f"{', '.join(METHODS[:-1])} or {METHODS[-1]}.", examples=["exact"])
     matched_entry: str = Field(description="The coding-index entry behind the candidate.",
                                examples=["Nurse"])
 
@@ -47,7 +72,10 @@ class Coding(BaseModel):
     """The coding of one title, candidates best first."""
 
     text: str = Field(description="The title as sent.")
-    industry: str | None = None
+    industry: str | None = Field(None, description="The industry as sent; null when absent or "
+                                                   "saying nothing (blank, \"n/a\", \"same\").")
+    description: str | None = Field(None, description="What the person mainly does, as sent; null "
+                                                      "when absent or saying nothing.")
     scheme: str = Field(examples=["soc2000"])
     status: Status = Field(description="auto: safe to code automatically; refer: a person should "
                                        "choose; uncodable: not a codable answer (see reason).")
@@ -62,18 +90,24 @@ class CodeItem(BaseModel):
 
     title: str | None = Field(max_length=MAX_TEXT_CHARS,
                               description="Job title; null or blank comes back uncodable.")
-    industry: str | None = Field(None, max_length=MAX_TEXT_CHARS,
-                                 description="Employer or industry, if known.")
+    industry: str | None = Field(None, max_length=MAX_INDUSTRY_CHARS,
+                                 description="Employer or industry, if known; null or blank: absent.")
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION_CHARS,
+                                    description="What the person mainly does in the job, if known; "
+                                                "null or blank: absent.")
 
 
 class CodeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "items": [{"title": "snr software dev"}, {"title": "Store Mgr", "industry": "supermarket"}],
+        "items": [{"title": "snr software dev"}, {"title": "Store Mgr", "industry": "supermarket"},
+                  {"title": "Sales assistant", "industry": "supermarket",
+                   "description": "fills shelves and takes out dated stock"}],
         "k": 3, "scheme": "soc2000"}]})
 
     items: list[CodeItem] = Field(min_length=1, max_length=MAX_ITEMS)
     k: int = Field(5, ge=1, le=MAX_K, description="Candidates per title.")
-    scheme: str | None = Field(None, description="Classification; the service's default if omitted.")
+    scheme: str | None = Field(None, description=SCHEME_DOC + "; the service's default if omitted.",
+                               json_schema_extra=SCHEME_OR_DEFAULT)
 
 
 class CodeResponse(BaseModel):
@@ -154,9 +188,10 @@ def coding_json(result: Result, scheme: Scheme, majors: dict[str, dict | None]) 
     return {
         "text": result.text,
         "industry": result.industry,
+        "description": result.description,
         "scheme": result.scheme,
         "status": result.status,
-        "reason": result.reason,
+        "reason": str(result.reason),
         "normalised": result.normalised,
         "code": result.code,
         "candidates": [
