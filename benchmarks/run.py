@@ -3,11 +3,24 @@
 What it does
 ------------
 1. Splits the ONS index (`benchmarks.devsets`: 10% of codable entries, seed 0), writes the
-   clean and messy dev sets to ``benchmarks/data/`` and builds the dev model without the
-   held-out entries in ``models/dev-<scheme>/`` (only when missing or stale).
-2. Accuracy of the dev model on the clean, messy and survey sets, beside two naive baselines
-   fitted on the same training entries (`benchmarks.baselines`). Per-set reports and plots go
-   to ``benchmarks/results/accuracy/<set>/``; all of it to ``accuracy.json``.
+   clean, messy and context dev sets to ``benchmarks/data/`` and builds the dev model without
+   the held-out entries in ``models/dev-<scheme>/`` (only when missing or stale). The dev model
+   learns from the labelled answers' LEARN part as the shipped model does, never the test part.
+2. Accuracy of the dev model, every figure beside two naive baselines fitted on the same
+   training entries and given the title only (`benchmarks.baselines`), on the sets:
+
+   * ``clean`` / ``messy``: held-out index entries (the long tail), targets "no loss" from
+     issue 9 (top-1 >= 63.6% / 57.4%) and the earlier ones;
+   * ``survey``: the 166 hand-checked survey-style answers (``benchmarks/survey_answers.csv``);
+   * ``answers``: the TEST part of the labelled real answers (title, description, industry;
+     right if the adjudicated code or either coder's code), with issue 9's targets: auto >= 60%
+     at >= 95% precision, top-1 >= 85%, top-5 >= 97%, ECE <= 0.04;
+   * ``context``: the industry-hijack check of issue 9: titles the index codes without any
+     qualifier, coded alone and with an unrelated industry; the share of pairs whose code
+     changes (target <= 1%) and the auto-coded share with and without the industry.
+
+   Per-set reports and plots go to ``benchmarks/results/accuracy/<set>/``; all of it to
+   ``accuracy.json``.
 3. Speed, each measured in its own fresh process so memory figures do not mix: model build
    and load time, throughput on distinct titles (cold caches), throughput on a survey-like
    list with Zipf-distributed repeats (``code_many`` in chunks), single-title latency (cache
@@ -16,9 +29,14 @@ What it does
 4. ``summary.md``: one table per part, each figure beside the baselines as a ratio
    (coder / baseline), and the targets with how far each is missed.
 
+``--ablation STAGE`` builds a second dev model without one candidate stage (in
+``models/dev-<scheme>-without-<stage>/``) and reports the accuracy sets for both models side
+by side, with the baselines, in ``ablation-<stage>.json`` / ``.md`` (no speed part).
+
 ``--quick`` samples the dev sets and shortens the speed runs (results go to
-``*-quick.json``; summary.md is left alone); ``--skip-build`` never builds the dev model and
-uses it even when stale (code changed since), with a note in the results.
+``*-quick.json``; summary.md is left alone); ``--sets`` runs some accuracy sets only;
+``--skip-build`` never builds a dev model and uses it even when stale (code changed since),
+with a note in the results.
 """
 
 from __future__ import annotations
@@ -30,7 +48,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +56,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(REPO) not in sys.path:  # `python benchmarks/run.py` from anywhere
     sys.path.insert(0, str(REPO))
+
+from benchmarks._common import PeakRSS, git_commit, latency_summary  # noqa: E402
+from benchmarks._common import log as _log  # noqa: E402
 
 RESULTS = HERE / "results"
 
@@ -50,91 +70,38 @@ TARGETS = {
     "load_seconds": (1.0, "le"),
     "peak_rss_mb": (400, "le"),
 }
-ACCURACY_TARGETS = {  # set -> {metric: target}
-    "clean": {"top1": 0.75, "top5": 0.95},
-    "messy": {"top1": 0.68, "top5": 0.90},
+# set -> metric -> [(target, where it comes from)], all "at least".
+ACCURACY_TARGETS: dict[str, dict[str, list[tuple[float, str]]]] = {
+    "clean": {"top1": [(0.636, "no loss"), (0.75, "earlier")], "top5": [(0.95, "earlier")]},
+    "messy": {"top1": [(0.574, "no loss"), (0.68, "earlier")], "top5": [(0.90, "earlier")]},
+    "answers": {"top1": [(0.85, "")], "top5": [(0.97, "")]},
 }
-AUTO_TARGET = {"coverage": 0.60, "precision": 0.92}
+ECE_TARGETS = {"answers": 0.04}  # at most
+AUTO_TARGETS = {"answers": (0.60, 0.95)}  # (coverage, precision); the rest: AUTO_TARGET
+AUTO_TARGET = (0.60, 0.92)
+CONTEXT_TARGETS = {"changed_share": 0.01, "auto_gap": 0.01}  # at most; gap = auto alone - auto with
+SETS = ("clean", "messy", "survey", "answers", "context")
 
-FULL = {"sample": None, "distinct": 6_000, "latency": 1_000, "survey_rows": 1_000_000, "chunk": 50_000,
-        "baseline_budget_s": 90.0, "pool": 20_000}
-QUICK = {"sample": 400, "distinct": 500, "latency": 100, "survey_rows": 100_000, "chunk": 50_000,
-         "baseline_budget_s": 10.0, "pool": 20_000}
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# =============================================================================== memory
-class PeakRSS:
-    """Peak resident set size of this process: psutil sampled on a thread, and the kernel's VmHWM."""
-
-    def __init__(self, interval: float = 0.01):
-        import psutil
-
-        self._proc = psutil.Process()
-        self._interval = interval
-        self.peak = self._proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> "PeakRSS":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def now_mb(self) -> float:
-        return self._proc.memory_info().rss / 2**20
-
-    def report(self) -> dict[str, float]:
-        self.peak = max(self.peak, self._proc.memory_info().rss)
-        out = {"peak_rss_sampled_mb": round(self.peak / 2**20, 1)}
-        hwm = _vm_hwm()
-        if hwm is not None:
-            out["vm_hwm_mb"] = round(hwm / 2**20, 1)
-        out["peak_rss_mb"] = max(out.values())
-        return out
-
-
-def _vm_hwm() -> int | None:
-    """The kernel's peak RSS of this process image (Linux ``VmHWM``), in bytes.
-
-    Not ``ru_maxrss``: that survives ``exec`` and so reports the parent's peak in a child.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+FULL = {"sample": None, "context": 1_000, "distinct": 6_000, "latency": 1_000, "survey_rows": 1_000_000,
+        "chunk": 50_000, "baseline_budget_s": 90.0, "pool": 20_000}
+QUICK = {"sample": 400, "context": 200, "distinct": 500, "latency": 100, "survey_rows": 100_000,
+         "chunk": 50_000, "baseline_budget_s": 10.0, "pool": 20_000}
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
-    import numpy as np
-
-    ms = np.asarray(seconds) * 1000
-    return {"latency_p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "latency_p99_ms": round(float(np.percentile(ms, 99)), 3),
-            "latency_mean_ms": round(float(ms.mean()), 3), "latency_n": len(ms)}
+    lat = latency_summary(seconds, quantiles=(50, 99))
+    return {"latency_p50_ms": lat.get("p50"), "latency_p99_ms": lat.get("p99"),
+            "latency_mean_ms": lat.get("mean"), "latency_n": lat["n"]}
 
 
 # =============================================================================== workers
 def _worker_build(args: argparse.Namespace) -> dict[str, Any]:
-    from benchmarks.devsets import build_dev_model, split_index
+    from benchmarks.devsets import build_dev_model, split_index, stages_without
 
+    options = {"stages": stages_without(args.ablation)} if args.ablation else {}
     with PeakRSS() as mem:
         split = split_index(args.scheme)
-        out = build_dev_model(split, args.model_dir, progress=_log)
+        out = build_dev_model(split, args.model_dir, progress=_log, **options)
     return {"build_seconds": out["seconds"], **mem.report()}
 
 
@@ -171,13 +138,14 @@ def _worker_coder(args: argparse.Namespace) -> dict[str, Any]:
         out["load_seconds"] = round(time.perf_counter() - t0, 3)
         out["rss_after_load_mb"] = round(mem.now_mb(), 1)
         # Where load time goes: the manifest check (hashes data, code and the model file).
-        from coder.store import model_files, stale_reason
+        from benchmarks.devsets import model_path
+        from coder.store import stale_reason
         t0 = time.perf_counter()
         stale_reason(args.scheme, args.model_dir)
         out["load_check_seconds"] = round(time.perf_counter() - t0, 3)
         import hashlib
 
-        path = model_files(args.scheme, args.model_dir)[0]
+        path = model_path(args.scheme, args.model_dir)
         t0 = time.perf_counter()
         hashlib.sha256(path.read_bytes()).hexdigest()
         out["load_checksum_seconds"] = round(time.perf_counter() - t0, 3)
@@ -287,11 +255,14 @@ def _worker_baseline(args: argparse.Namespace) -> dict[str, Any]:
 WORKERS = {"build": _worker_build, "coder": _worker_coder, "fuzzy": _worker_baseline, "tfidf": _worker_baseline}
 
 
-def _spawn(worker: str, args: argparse.Namespace, inputs: Path | None = None, timeout: float = 3600) -> dict:
+def _spawn(worker: str, args: argparse.Namespace, inputs: Path | None = None, timeout: float = 3600, *,
+           model_dir: Path | None = None, ablation: str | None = None) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.run", "--worker", worker, "--scheme", args.scheme,
-           "--model-dir", str(args.model_dir)]
+           "--model-dir", str(model_dir or args.model_dir)]
     if inputs is not None:
         cmd += ["--inputs", str(inputs)]
+    if ablation:
+        cmd += ["--ablation", ablation]
     _log(f"[{worker}] {' '.join(cmd[1:])}")
     proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -301,19 +272,34 @@ def _spawn(worker: str, args: argparse.Namespace, inputs: Path | None = None, ti
 
 
 # ============================================================================== accuracy
-def _sets(split, quick: dict) -> dict[str, Any]:
-    from benchmarks.devsets import clean_frame, messy_frame, survey_frame
+# How each set is coded and scored: evaluate_frame options beyond title/gold/industry.
+_SET_OPTIONS: dict[str, dict[str, Any]] = {
+    "answers": {"description_column": "description", "accept_columns": ["coder_a", "coder_b"],
+                "target_precision": AUTO_TARGETS["answers"][1]},
+}
 
-    clean = clean_frame(split)
-    messy = messy_frame(clean)
-    sets = {"clean": clean, "messy": messy}
-    if quick["sample"] and quick["sample"] < len(clean):
-        import numpy as np
 
-        keep = np.sort(np.random.default_rng(0).choice(len(clean), quick["sample"], replace=False))
-        sets = {k: v.iloc[keep].reset_index(drop=True) for k, v in sets.items()}
-    if split.scheme == "soc2000":
-        sets["survey"] = survey_frame()
+def _sets(split, cfg: dict, names: tuple[str, ...] = SETS) -> dict[str, Any]:
+    """The accuracy sets by name (frames), and the context pairs under ``"context"``."""
+    import numpy as np
+
+    from benchmarks.devsets import answers_frame, clean_frame, context_frame, messy_frame, survey_frame
+
+    sets: dict[str, Any] = {}
+    if {"clean", "messy"} & set(names):
+        clean = clean_frame(split)
+        both = {"clean": clean, "messy": messy_frame(clean)}
+        if cfg["sample"] and cfg["sample"] < len(clean):
+            keep = np.sort(np.random.default_rng(0).choice(len(clean), cfg["sample"], replace=False))
+            both = {k: v.iloc[keep].reset_index(drop=True) for k, v in both.items()}
+        sets.update({k: v for k, v in both.items() if k in names})
+    if split.scheme == "soc2000":  # the survey answers are coded to SOC2000 only
+        if "survey" in names:
+            sets["survey"] = survey_frame()
+        if "answers" in names:
+            sets["answers"] = answers_frame()
+    if "context" in names:
+        sets["context"] = context_frame(split, n=cfg["context"])
     return sets
 
 
@@ -330,6 +316,10 @@ def _groups(name: str, frame) -> dict[str, Any]:
         for kind in KINDS:
             groups[f"corruption: {kind}"] = kinds.map(lambda ks, k=kind: k in ks).to_numpy()
         groups["no employer context added"] = ~groups["corruption: employer"]
+    if name == "answers":
+        agree = frame["agree"].astype(bool).to_numpy()
+        groups["coders agreed"] = agree
+        groups["coders disagreed"] = ~agree
     return groups
 
 
@@ -338,56 +328,179 @@ def _trim(report: dict) -> dict:
     return {k: v for k, v in report.items() if k != "precision_coverage"}
 
 
-def run_accuracy(args: argparse.Namespace, split, cfg: dict, dev_info: dict) -> dict[str, Any]:
-    import pandas as pd
-
+def fit_baselines(split) -> dict[str, Any]:
     from benchmarks.baselines import BASELINES
-    from benchmarks.devsets import load_dev_coder, training_entries, write_dev_sets
-    from coder.evaluate import evaluate_frame, format_report, score, write_report
+    from benchmarks.devsets import training_entries
 
-    sets = _sets(split, cfg)
-    if not cfg["sample"]:
-        write_dev_sets({k: v for k, v in sets.items() if k != "survey"}, split)
-    coder, info = load_dev_coder(split, args.model_dir, build=False, allow_stale=True)
-    if info.get("stale"):
-        _log(f"note: dev model is stale ({info['stale']}); figures describe the model as built")
     train = training_entries(split)
-    baselines = {}
+    out = {}
     for key, cls in BASELINES.items():
         t0 = time.perf_counter()
-        baselines[key] = cls(split.scheme).fit(train)
-        _log(f"baseline {cls.name}: fitted on {len(baselines[key].titles_):,} titles in "
-             f"{time.perf_counter() - t0:.1f}s")
+        out[key] = cls(split.scheme).fit(train)
+        _log(f"baseline {cls.name}: fitted on {len(out[key].titles_):,} titles in {time.perf_counter() - t0:.1f}s")
+    return out
+
+
+def _context(coder, frame) -> dict[str, Any]:
+    """Each title coded alone and with its unrelated industry (the issue 9 hijack check)."""
+    import numpy as np
+
+    titles, inds, gold = frame["title"].tolist(), frame["industry"].tolist(), frame["gold"].to_numpy(object)
+    t0 = time.perf_counter()
+    alone = coder.code_many(titles)
+    withi = coder.code_many(titles, inds)
+    a_code = np.array([r.code for r in alone], object)
+    w_code = np.array([r.code for r in withi], object)
+    a_auto = np.array([r.status == "auto" for r in alone])
+    w_auto = np.array([r.status == "auto" for r in withi])
+    a_conf = np.array([r.confidence for r in alone])
+    w_conf = np.array([r.confidence for r in withi])
+    changed = a_code != w_code
+    n = len(frame)
+    examples = [{"title": titles[i], "industry": inds[i], "gold": str(gold[i]), "alone": str(a_code[i]),
+                 "with_industry": str(w_code[i]), "confidence_alone": round(float(a_conf[i]), 3),
+                 "confidence_with": round(float(w_conf[i]), 3), "matched_entry": withi[i].matched_entry,
+                 "status_with": withi[i].status}
+                for i in np.flatnonzero(changed)[:25]]
+    lost = np.flatnonzero(a_auto & ~w_auto)
+    return {
+        "pairs": n, "seconds": round(time.perf_counter() - t0, 2),
+        "changed": int(changed.sum()), "changed_share": float(changed.mean()) if n else None,
+        "auto_alone": float(a_auto.mean()) if n else None, "auto_with": float(w_auto.mean()) if n else None,
+        "auto_lost": int(len(lost)), "auto_gained": int((w_auto & ~a_auto).sum()),
+        "top1_alone": float((a_code == gold).mean()) if n else None,
+        "top1_with": float((w_code == gold).mean()) if n else None,
+        "mean_confidence_alone": float(a_conf.mean()) if n else None,
+        "mean_confidence_with": float(w_conf.mean()) if n else None,
+        "confidence_drop_over_0_1": int((a_conf - w_conf > 0.1).sum()),
+        "by_industry_source": {
+            src: {"pairs": int(m.sum()), "changed_share": float(changed[m].mean()) if m.any() else None,
+                  "auto_alone": float(a_auto[m].mean()) if m.any() else None,
+                  "auto_with": float(w_auto[m].mean()) if m.any() else None}
+            for src in sorted(frame["industry_source"].unique())
+            for m in [(frame["industry_source"] == src).to_numpy()]},
+        "changed_examples": examples,
+        "auto_lost_examples": [{"title": titles[i], "industry": inds[i], "confidence_alone": round(float(a_conf[i]), 3),
+                                "confidence_with": round(float(w_conf[i]), 3), "reason_with": str(withi[i].reason)}
+                               for i in lost[:15]],
+    }
+
+
+def evaluate_model(coder, sets: dict[str, Any], split, out_dir: Path) -> dict[str, Any]:
+    """The coder's reports on every set: ``{"sets": {name: report}, "context": {...}}``."""
+    from coder.evaluate import evaluate_frame, format_report, write_report
+
     out: dict[str, Any] = {"sets": {}}
     for name, frame in sets.items():
+        if name == "context":
+            _log(f"context: {len(frame):,} titles, each alone and with an unrelated industry")
+            out["context"] = _context(coder, frame)
+            c = out["context"]
+            _log(f"  code changed in {c['changed']} of {c['pairs']} pairs ({_pct(c['changed_share'])}); auto "
+                 f"{_pct(c['auto_alone'])} alone, {_pct(c['auto_with'])} with the industry")
+            continue
         _log(f"accuracy: {name} ({len(frame):,} rows)")
         t0 = time.perf_counter()
         report, pred = evaluate_frame(coder, frame, column="title", gold="gold", industry_column="industry",
-                                      source=f"dev {name}", groups=_groups(name, frame))
+                                      source=f"dev {name}", groups=_groups(name, frame), **_SET_OPTIONS.get(name, {}))
         report["seconds"] = round(time.perf_counter() - t0, 2)
-        write_report(report, pred, args.out / args.accuracy_dir / name)
+        write_report(report, pred, out_dir / name)
         _log(format_report(report).split("most frequent confusions")[0].rstrip())
-        entry = {"rows": len(frame), "coder": _trim(report), "baselines": {}}
+        out["sets"][name] = _trim(report)
+    return out
+
+
+def evaluate_baselines(baselines: dict[str, Any], sets: dict[str, Any], split) -> dict[str, Any]:
+    """Each baseline on every set, given the title only: ``{"sets": {name: {key: ...}}, "context": {key: ...}}``."""
+    import pandas as pd
+
+    from coder.evaluate import score
+
+    out: dict[str, Any] = {"sets": {}, "context": {}}
+    for name, frame in sets.items():
         for key, base in baselines.items():
             t0 = time.perf_counter()
             bp = base.predict(frame["title"])
-            bframe = pd.concat([frame[["title", "gold"]].reset_index(drop=True), bp], axis=1)
-            breport = score(bframe, split.scheme, groups=_groups(name, frame))
-            entry["baselines"][key] = {
+            if name == "context":  # title only: the industry cannot change its code
+                top1 = float((bp["candidates"].map(lambda c: c[0] if c else "-9").to_numpy() ==
+                              frame["gold"].to_numpy()).mean()) if len(frame) else None
+                out["context"][key] = {"name": base.name, "changed_share": 0.0, "top1": top1}
+                continue
+            cols = ["title", "gold"] + (["coder_a", "coder_b"] if name == "answers" else [])
+            bframe = pd.concat([frame[cols].reset_index(drop=True), bp], axis=1)
+            if name == "answers":
+                bframe["accepted"] = [(a, b) for a, b in zip(bframe.pop("coder_a"), bframe.pop("coder_b"))]
+            opts = {k: v for k, v in _SET_OPTIONS.get(name, {}).items() if k == "target_precision"}
+            breport = score(bframe, split.scheme, groups=_groups(name, frame), **opts)
+            entry = {
                 "name": base.name, "seconds": round(time.perf_counter() - t0, 2),
-                "accuracy": breport["accuracy"], "target": breport["target"],
+                "accuracy": breport["accuracy"], "target": breport["target"], "auto": breport["auto"],
                 "calibration": {k: breport["calibration"][k] for k in ("ece", "mean_confidence", "top1")},
                 "groups": {g: {"rows": r["rows"], "accuracy": r["accuracy"]}
                            for g, r in (breport.get("groups") or {}).items()},
             }
+            if "gold_only" in breport:
+                entry["gold_only"] = breport["gold_only"]
+            out["sets"].setdefault(name, {})[key] = entry
             unit = breport["accuracy"]["unit"]
-            _log(f"  {base.name}: top-1 {unit['top1']:.1%}, top-5 {unit['top5']:.1%}")
-        out["sets"][name] = entry
-    out["dev_model"] = {**dev_info, **{k: v for k, v in info.items() if k not in dev_info},
-                        "threshold": coder.threshold,
-                        "build_calibration": coder.model.info.get("calibration"),
-                        "entries": coder.model.info.get("entries"),
-                        "excluded": coder.model.info.get("excluded")}
+            _log(f"  {name}, {base.name}: top-1 {unit['top1']:.1%}, top-5 {unit['top5']:.1%}")
+    return out
+
+
+def combine(model_out: dict[str, Any], base_out: dict[str, Any], sets: dict[str, Any]) -> dict[str, Any]:
+    """accuracy.json's layout: each set's coder report beside the baselines."""
+    out: dict[str, Any] = {"sets": {}}
+    for name, report in model_out["sets"].items():
+        out["sets"][name] = {"rows": len(sets[name]), "coder": report, "baselines": base_out["sets"][name]}
+    if "context" in model_out:
+        out["context"] = {"coder": model_out["context"], "baselines": base_out["context"]}
+    return out
+
+
+def _dev_model_info(coder, info: dict, dev_info: dict) -> dict[str, Any]:
+    return {**dev_info, **{k: v for k, v in info.items() if k not in dev_info},
+            "threshold": coder.threshold,
+            "build_calibration": coder.model.info.get("calibration"),
+            "stages": coder.model.info.get("stages"),
+            "answers": coder.model.info.get("answers"),
+            "entries": coder.model.info.get("entries"),
+            "excluded": coder.model.info.get("excluded")}
+
+
+def run_accuracy(args: argparse.Namespace, split, cfg: dict, dev_info: dict) -> dict[str, Any]:
+    from benchmarks.devsets import load_dev_coder, write_dev_sets
+
+    sets = _sets(split, cfg, args.sets)
+    if not cfg["sample"]:
+        write_dev_sets({k: v for k, v in sets.items() if k in ("clean", "messy", "context")}, split)
+    coder, info = load_dev_coder(split, args.model_dir, build=False, allow_stale=True)
+    if info.get("stale"):
+        _log(f"note: dev model is stale ({info['stale']}); figures describe the model as built")
+    model_out = evaluate_model(coder, sets, split, args.out / args.accuracy_dir)
+    base_out = evaluate_baselines(fit_baselines(split), sets, split)
+    out = combine(model_out, base_out, sets)
+    out["dev_model"] = _dev_model_info(coder, info, dev_info)
+    return out
+
+
+def run_ablation(args: argparse.Namespace, split, cfg: dict, dev_info: dict, ablation_info: dict) -> dict[str, Any]:
+    """The accuracy sets for the full dev model and the one built without ``args.ablation``."""
+    from benchmarks.devsets import load_dev_coder, stages_without
+
+    sets = _sets(split, cfg, args.sets)
+    out: dict[str, Any] = {"stage": args.ablation, "models": {}}
+    labels = {"all": "all stages", "without": f"without {args.ablation}"}
+    for key, directory, stages, dinfo in (("all", args.model_dir, None, dev_info),
+                                          ("without", args.ablation_dir, stages_without(args.ablation), ablation_info)):
+        coder, info = load_dev_coder(split, directory, build=False, allow_stale=True, stages=stages)
+        if info.get("stale"):
+            _log(f"note: {labels[key]} dev model is stale ({info['stale']}); figures describe it as built")
+        _log(f"== {labels[key]} ({directory})")
+        result = evaluate_model(coder, sets, split, args.out / args.accuracy_dir / key)
+        out["models"][key] = {"label": labels[key], **result, "dev_model": _dev_model_info(coder, info, dinfo)}
+        del coder
+    out["baselines"] = evaluate_baselines(fit_baselines(split), sets, split)
+    out["rows"] = {name: len(frame) for name, frame in sets.items()}
     return out
 
 
@@ -453,6 +566,117 @@ def _verdict(value: float | None, target: float, op: str, *, pct: bool = False, 
     return f"missed: {value / target:.{2 if value < 2 * target else 1}f}× the limit ({value - target:,.2f}{unit} over)"
 
 
+def _targets(value: float | None, targets: list[tuple[float, str]], op: str = "ge") -> tuple[str, str]:
+    """Target and verdict cells for several targets of one figure ("≥63.6% no loss; ≥75.0% earlier")."""
+    sign = "≥" if op == "ge" else "≤"
+    cell = "; ".join(f"{sign}{_pct(t)}" + (f" {label}" if label else "") for t, label in targets)
+    verdict = "; ".join(_verdict(value, t, op, pct=True) for t, _ in targets)
+    return cell, verdict
+
+
+def _auto_verdict(auto: dict, coverage: float, precision: float) -> str:
+    cov, prec = auto.get("coverage") or 0.0, auto.get("precision") or 0.0
+    if cov >= coverage and prec >= precision:
+        return "met"
+    return (f"coverage {'short by ' + format((coverage - cov) * 100, '.1f') + ' pts' if cov < coverage else 'ok'}, "
+            f"precision {'short by ' + format((precision - prec) * 100, '.1f') + ' pts' if prec < precision else 'ok'}")
+
+
+def _set_rows(name: str, entry: dict) -> list[str]:
+    """Markdown table rows for one accuracy set: coder, targets, baselines and ratios."""
+    rep = entry["coder"]
+    fz, tf = entry["baselines"]["fuzzy"], entry["baselines"]["tfidf"]
+    targets = ACCURACY_TARGETS.get(name, {})
+    right = " (right: final or either coder's code)" if rep.get("gold_only") is not None else ""
+    lines = []
+
+    def row(figure: str, v, a, b, target: str = "", verdict: str = "", fmt=_pct) -> None:
+        lines.append(f"| {name} | {figure} | {fmt(v)} | {target} | {verdict} | {fmt(a)} | {_ratio(v, a)} | "
+                     f"{fmt(b)} | {_ratio(v, b)} |")
+
+    for level, m in (("unit", "top1"), ("unit", "top5"), ("major", "top1")):
+        v = rep["accuracy"][level][m]
+        t, verdict = _targets(v, targets.get(m, [])) if level == "unit" else ("", "")
+        row(f"{m.replace('top', 'top-')} {level}{right if level == 'unit' else ''}", v,
+            fz["accuracy"][level][m], tf["accuracy"][level][m], t, verdict)
+    if rep.get("gold_only") is not None:
+        for m in ("top1", "top5"):
+            row(f"{m.replace('top', 'top-')} unit, final code only", rep["gold_only"][m],
+                fz["gold_only"][m], tf["gold_only"][m])
+    for group in ("title unseen in training", "coders disagreed"):
+        g = (rep.get("groups") or {}).get(group)
+        if g and g["rows"]:
+            row(f"top-1 unit, {group} ({g['rows']:,})", g["accuracy"]["unit"]["top1"],
+                fz["groups"][group]["accuracy"]["unit"]["top1"], tf["groups"][group]["accuracy"]["unit"]["top1"])
+    auto = rep["auto"]
+    coverage, precision = AUTO_TARGETS.get(name, AUTO_TARGET)
+    lines.append(f"| {name} | auto at the model's threshold: coverage / precision | {_pct(auto['coverage'])} / "
+                 f"{_pct(auto['precision'])} | ≥{coverage:.0%} / ≥{precision:.0%} | "
+                 f"{_auto_verdict(auto, coverage, precision)} | | | | |")
+    t = rep["target"]
+    bt = [b["target"] for b in (fz, tf)]
+    lines.append(f"| {name} | coverage at ≥{t['target_precision']:.0%} precision, threshold chosen on this set "
+                 f"(hindsight, not the model's) | {_pct(t['coverage'])}" +
+                 (f" (t={t['threshold']:.3f})" if t["threshold"] is not None else "") +
+                 f" | | | {_pct(bt[0]['coverage'])} | {_ratio(t['coverage'], bt[0]['coverage'])} | "
+                 f"{_pct(bt[1]['coverage'])} | {_ratio(t['coverage'], bt[1]['coverage'])} |")
+    cal = rep["calibration"]
+    if cal["ece"] is not None:
+        limit = ECE_TARGETS.get(name)
+        verdict = "" if limit is None else ("met" if cal["ece"] <= limit else f"missed by {cal['ece'] - limit:.3f}")
+        lines.append(f"| {name} | ECE ({cal['bins']} bins); mean confidence vs top-1 | {cal['ece']:.3f}; "
+                     f"{cal['mean_confidence']:.3f} vs {cal['top1']:.3f} | {'' if limit is None else f'≤{limit:.2f}'} | "
+                     f"{verdict} | {_num(fz['calibration']['ece'])} | | {_num(tf['calibration']['ece'])} | |")
+    ng = rep["no_gold"]
+    if ng["rows"]:
+        lines.append(f"| {name} | rows with no code ({ng['rows']}): sent to refer/uncodable | "
+                     f"{_pct(ng['not_auto'])} | | | | | | |")
+    return lines
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _context_lines(context: dict) -> list[str]:
+    c, fz, tf = context["coder"], context["baselines"]["fuzzy"], context["baselines"]["tfidf"]
+    gap = (c["auto_alone"] or 0) - (c["auto_with"] or 0)
+    lines = [
+        "| figure | coder | target | verdict | rapidfuzz | TF-IDF |", "|---|---|---|---|---|---|",
+        f"| pairs whose code changes with the industry | {_pct(c['changed_share'])} ({c['changed']} of "
+        f"{c['pairs']:,}) | ≤{CONTEXT_TARGETS['changed_share']:.0%} | "
+        f"{_verdict(c['changed_share'], CONTEXT_TARGETS['changed_share'], 'le', pct=True)} | "
+        f"{_pct(fz['changed_share'])} (title only) | {_pct(tf['changed_share'])} (title only) |",
+        f"| auto-coded alone / with the industry | {_pct(c['auto_alone'])} / {_pct(c['auto_with'])} "
+        f"({c['auto_lost']} lost, {c['auto_gained']} gained) | as often (gap ≤{CONTEXT_TARGETS['auto_gap'] * 100:.0f} pt) | "
+        f"{'met' if gap <= CONTEXT_TARGETS['auto_gap'] else f'missed: {gap * 100:.1f} pts fewer'} | | |",
+        f"| top-1 alone / with the industry | {_pct(c['top1_alone'])} / {_pct(c['top1_with'])} | | | "
+        f"{_pct(fz['top1'])} | {_pct(tf['top1'])} |",
+        f"| mean top-1 confidence alone / with the industry | {_num(c['mean_confidence_alone'])} / "
+        f"{_num(c['mean_confidence_with'])} ({c['confidence_drop_over_0_1']} titles lose more than 0.1) | | | | |",
+    ]
+    src = c.get("by_industry_source") or {}
+    if src:
+        lines += ["", "By where the industry came from: " + "; ".join(
+            f"{k} ({v['pairs']} pairs): changed {_pct(v['changed_share'])}, auto {_pct(v['auto_alone'])} → "
+            f"{_pct(v['auto_with'])}" for k, v in src.items()) + "."]
+    if c["changed_examples"]:
+        lines += ["", "Pairs whose code changed (title + industry: alone → with the industry, via the entry):", ""]
+        lines += [f"- {e['title']} + {e['industry']}: {e['alone']} ({e['confidence_alone']:.2f}) → "
+                  f"{e['with_industry']} ({e['confidence_with']:.2f}, {e['status_with']}) via “{e['matched_entry']}”"
+                  for e in c["changed_examples"][:10]]
+    return lines
+
+
+_SET_NOTES = {
+    "clean": "held-out index entries, natural-order title + ADD/IND qualifiers as industry",
+    "messy": "the same through `benchmarks/messy.py`",
+    "survey": "`benchmarks/survey_answers.csv`, 166 hand-checked survey-style answers",
+    "answers": "the labelled real answers' TEST part (`benchmarks/data/survey-answers-test.csv`): title, "
+               "description and industry; right if the final code or either coder's code",
+}
+
+
 def summarise(accuracy: dict | None, speed: dict | None, meta: dict) -> str:
     lines = ["# Benchmarks", "",
              f"`{meta['command']}` on {meta['date']} (commit {meta['commit']}, {meta['cpus']} CPUs, "
@@ -463,73 +687,44 @@ def summarise(accuracy: dict | None, speed: dict | None, meta: dict) -> str:
     if accuracy:
         dev = accuracy["dev_model"]
         split = meta["split"]
+        sets = "; ".join(f"{k} = {v}" for k, v in _SET_NOTES.items() if k in accuracy["sets"])
         lines += ["## Accuracy", "",
                   f"Dev split: {split['held_out']:,} of {split['codable']:,} codable index entries "
                   f"({split['fraction']:.0%}, seed {split['seed']}) held out of the dev model entirely "
-                  f"(`{_rel(dev['directory'])}`, threshold {dev['threshold']:.3f}). clean = natural-order title + "
-                  "ADD/IND qualifiers as industry; messy = the same through `benchmarks/messy.py`; survey = "
-                  "`benchmarks/survey_answers.csv`. Baselines: (a) rapidfuzz `extractOne`, (b) char 2-4-gram "
-                  "TF-IDF 1-NN, both over the training entries' natural titles." +
+                  f"(`{_rel(dev['directory'])}`, threshold {dev['threshold']:.3f}" +
+                  (f", {dev['answers']:,} labelled LEARN-part answers in training" if dev.get("answers") else "") +
+                  f"). {sets}. Baselines: (a) rapidfuzz `extractOne`, (b) char 2-4-gram TF-IDF 1-NN, both over "
+                  "the training entries' natural titles and given the title only. Targets: \"no loss\" and the "
+                  "answers' targets are issue 9's; \"earlier\" are the first benchmark's." +
                   (f" **Dev model stale**: {dev['stale']}." if dev.get("stale") else ""), "",
                   "| set | figure | coder | target | verdict | rapidfuzz | ratio | TF-IDF | ratio |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for name, entry in accuracy["sets"].items():
-            rep = entry["coder"]
-            fz, tf = entry["baselines"]["fuzzy"], entry["baselines"]["tfidf"]
-            targets = ACCURACY_TARGETS.get(name, {})
-            for level in ("unit", "major"):
-                for m in ("top1", "top5"):
-                    if level == "major" and m == "top5":
-                        continue
-                    v = rep["accuracy"][level][m]
-                    t = targets.get(m) if level == "unit" else None
-                    a, b = fz["accuracy"][level][m], tf["accuracy"][level][m]
-                    lines.append(f"| {name} | {m.replace('top', 'top-')} {level.replace('_', '-')} | {_pct(v)} | "
-                                 f"{'≥' + _pct(t) if t else ''} | {_verdict(v, t, 'ge', pct=True) if t else ''} | "
-                                 f"{_pct(a)} | {_ratio(v, a)} | {_pct(b)} | {_ratio(v, b)} |")
-            unseen = (rep.get("groups") or {}).get("title unseen in training")
-            if unseen:
-                v = unseen["accuracy"]["unit"]["top1"]
-                a = fz["groups"]["title unseen in training"]["accuracy"]["unit"]["top1"]
-                b = tf["groups"]["title unseen in training"]["accuracy"]["unit"]["top1"]
-                lines.append(f"| {name} | top-1 unit, titles unseen in training ({unseen['rows']:,}) | {_pct(v)} | | | "
-                             f"{_pct(a)} | {_ratio(v, a)} | {_pct(b)} | {_ratio(v, b)} |")
-            auto = rep["auto"]
-            ok = (auto["coverage"] or 0) >= AUTO_TARGET["coverage"] and (auto["precision"] or 0) >= AUTO_TARGET["precision"]
-            verdict = "met" if ok else (
-                f"coverage {'short by ' + format((AUTO_TARGET['coverage'] - auto['coverage']) * 100, '.1f') + ' pts' if auto['coverage'] < AUTO_TARGET['coverage'] else 'ok'}, "
-                f"precision {'short by ' + format((AUTO_TARGET['precision'] - (auto['precision'] or 0)) * 100, '.1f') + ' pts' if (auto['precision'] or 0) < AUTO_TARGET['precision'] else 'ok'}")
-            lines.append(f"| {name} | auto at stored threshold: coverage / precision | {_pct(auto['coverage'])} / "
-                         f"{_pct(auto['precision'])} | ≥60% / ≥92% | {verdict} | | | | |")
-            t = rep["target"]
-            bt = [entry["baselines"][k]["target"] for k in ("fuzzy", "tfidf")]
-            lines.append(f"| {name} | coverage at ≥92% precision (threshold chosen on this set) | "
-                         f"{_pct(t['coverage'])}" + (f" (t={t['threshold']:.3f})" if t["threshold"] is not None else "") +
-                         f" | ≥60% | {_verdict(t['coverage'], 0.60, 'ge', pct=True)} | {_pct(bt[0]['coverage'])} | "
-                         f"{_ratio(t['coverage'], bt[0]['coverage'])} | {_pct(bt[1]['coverage'])} | "
-                         f"{_ratio(t['coverage'], bt[1]['coverage'])} |")
-            cal = rep["calibration"]
-            if cal["ece"] is not None:
-                lines.append(f"| {name} | ECE ({cal['bins']} bins); mean confidence vs top-1 | {cal['ece']:.3f}; "
-                             f"{cal['mean_confidence']:.3f} vs {cal['top1']:.3f} | | | "
-                             f"{fz['calibration']['ece']:.3f} | | {tf['calibration']['ece']:.3f} | |")
-            ng = rep["no_gold"]
-            if ng["rows"]:
-                lines.append(f"| {name} | rows with no code ({ng['rows']}): sent to refer/uncodable | "
-                             f"{_pct(ng['not_auto'])} | | | | | | |")
+            lines += _set_rows(name, entry)
         cal = dev.get("build_calibration") or {}
         if cal:
-            lines += ["", f"Build-time calibration fold (index entries, as the build saw them): top-1 "
-                          f"{_pct(cal.get('top1'))}, threshold {cal.get('threshold', 0):.3f} auto-codes "
-                          f"{_pct(cal.get('auto_coverage'))} at precision {_pct(cal.get('auto_precision'))} "
-                          f"(target {_pct(cal.get('target_precision'))})."]
+            kinds = ", ".join(f"{kind} {_pct(cal[kind].get('top1'))} top-1, {_pct(cal[kind].get('auto_coverage'))} "
+                              f"auto at {_pct(cal[kind].get('auto_precision'))}"
+                              for kind in ("unseen", "seen", "answer") if isinstance(cal.get(kind), dict))
+            lines += ["", f"Build-time calibration (out-of-fold, as the build saw it): threshold "
+                          f"{cal.get('threshold', 0):.3f} chosen on {cal.get('threshold_chosen_on', '?')} queries for "
+                          f"precision {_pct(cal.get('target_precision'))}" + (f"; {kinds}" if kinds else "") + "."]
+        if accuracy.get("context"):
+            lines += ["", "## Industry hijack check (context)", "",
+                      f"{accuracy['context']['coder']['pairs']:,} titles the index codes without any qualifier (every "
+                      "entry with the normalised title unqualified, one code), drawn seeded from the dev model's "
+                      "training entries; each coded alone and with one unrelated industry (from the labelled LEARN "
+                      "part's industries or the index's IND qualifiers, never one seen with the title's minor group "
+                      "or sharing a word with it). Target (issue 9): the code does not change (≤ 1% of pairs) and "
+                      "they are auto-coded as often as without the industry.", ""]
+            lines += _context_lines(accuracy["context"])
         lines += ["", "Reliability of the top-1 confidence (10 equal-width bins; titles, mean confidence → share right):", ""]
         for name, entry in accuracy["sets"].items():
             bins = [b for b in entry["coder"]["calibration"]["reliability"] if b["n"]]
             lines.append(f"- {name}: " + ", ".join(
                 f"{b['lo']:.1f}-{b['hi']:.1f}: {b['n']} titles, {b['mean_confidence']:.2f} → {b['accuracy']:.2f}"
                 for b in bins))
-        for name in ("clean", "messy"):
+        for name in ("clean", "messy", "answers"):
             conf = accuracy["sets"].get(name, {}).get("coder", {}).get("confusions") or []
             if conf:
                 lines += ["", f"Most frequent confusions ({name}, true → predicted):", ""]
@@ -585,17 +780,70 @@ def summarise(accuracy: dict | None, speed: dict | None, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summarise_ablation(ablation: dict, meta: dict) -> str:
+    """Markdown: every set's figures with all stages and without one, side by side."""
+    stage = ablation["stage"]
+    full, less = ablation["models"]["all"], ablation["models"]["without"]
+    base = ablation["baselines"]
+    lines = [f"# Ablation: without the `{stage}` stage", "",
+             f"`{meta['command']}` on {meta['date']} (commit {meta['commit']}). Two dev models built the same way "
+             f"(same split, seed and training answers) except that one lacks the `{stage}` stage: "
+             f"`{_rel(full['dev_model']['directory'])}` (threshold {full['dev_model']['threshold']:.3f}) and "
+             f"`{_rel(less['dev_model']['directory'])}` (threshold {less['dev_model']['threshold']:.3f}). "
+             "Baselines are given the title only. The stage pays (issue 15) when top-1 gains 3 points or more "
+             "on clean, messy and answers with ECE no worse.", "",
+             f"| set | figure | all stages | without {stage} | stage adds | stage pays? | rapidfuzz | TF-IDF |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in full["sets"]:
+        a, b = full["sets"][name], less["sets"][name]
+        fz, tf = base["sets"][name]["fuzzy"], base["sets"][name]["tfidf"]
+
+        def row(figure, x, y, bx=None, by=None, *, better="higher", pays=False, fmt=_pct, pts=True):
+            diff = "–" if x is None or y is None else (f"{(x - y) * 100:+.1f} pts" if pts else f"{x - y:+.3f}")
+            verdict = ""
+            if pays and x is not None and y is not None:
+                if better == "higher":
+                    verdict = "yes (≥ +3 pts)" if x - y >= 0.03 - 1e-12 else "no (< +3 pts)"
+                else:
+                    verdict = "no worse" if x <= y + 1e-12 else "worse"
+            lines.append(f"| {name} | {figure} | {fmt(x)} | {fmt(y)} | {diff} | {verdict} | "
+                         f"{'' if bx is None else fmt(bx)} | {'' if by is None else fmt(by)} |")
+
+        key_set = name in ("clean", "messy", "answers")
+        row("top-1 unit", a["accuracy"]["unit"]["top1"], b["accuracy"]["unit"]["top1"],
+            fz["accuracy"]["unit"]["top1"], tf["accuracy"]["unit"]["top1"], pays=key_set)
+        row("top-5 unit", a["accuracy"]["unit"]["top5"], b["accuracy"]["unit"]["top5"],
+            fz["accuracy"]["unit"]["top5"], tf["accuracy"]["unit"]["top5"])
+        if a.get("gold_only") is not None:
+            row("top-1 unit, final code only", a["gold_only"]["top1"], b["gold_only"]["top1"],
+                fz["gold_only"]["top1"], tf["gold_only"]["top1"])
+        g1, g2 = (a.get("groups") or {}).get("title unseen in training"), (b.get("groups") or {}).get("title unseen in training")
+        if g1 and g2:
+            row(f"top-1 unit, titles unseen in training ({g1['rows']:,})", g1["accuracy"]["unit"]["top1"],
+                g2["accuracy"]["unit"]["top1"], fz["groups"]["title unseen in training"]["accuracy"]["unit"]["top1"],
+                tf["groups"]["title unseen in training"]["accuracy"]["unit"]["top1"])
+        row("auto coverage at the model's threshold", a["auto"]["coverage"], b["auto"]["coverage"])
+        row("auto precision at the model's threshold", a["auto"]["precision"], b["auto"]["precision"])
+        t1, t2 = a["target"], b["target"]
+        row(f"coverage at ≥{t1['target_precision']:.0%} precision (threshold chosen on this set)",
+            t1["coverage"], t2["coverage"], fz["target"]["coverage"], tf["target"]["coverage"])
+        row("ECE (10 bins)", a["calibration"]["ece"], b["calibration"]["ece"], fz["calibration"]["ece"],
+            tf["calibration"]["ece"], better="lower", pays=key_set, fmt=_num, pts=False)
+    if "context" in full and "context" in less:
+        a, b = full["context"], less["context"]
+        lines += ["", f"Industry hijack check ({a['pairs']:,} unqualified titles, each with an unrelated industry):", "",
+                  f"| figure | all stages | without {stage} | stage adds |", "|---|---|---|---|"]
+        for label, key in (("pairs whose code changes (target ≤ 1%)", "changed_share"),
+                           ("auto-coded alone", "auto_alone"), ("auto-coded with the industry", "auto_with"),
+                           ("top-1 with the industry", "top1_with")):
+            x, y = a[key], b[key]
+            lines.append(f"| {label} | {_pct(x)} | {_pct(y)} | "
+                         f"{'–' if x is None or y is None else f'{(x - y) * 100:+.1f} pts'} |")
+    lines += ["", f"Per-set reports: `{meta['accuracy_dir']}/all/<set>/` and `{meta['accuracy_dir']}/without/<set>/`."]
+    return "\n".join(lines) + "\n"
+
+
 # ================================================================================== main
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
-        return out.stdout.strip() + ("+uncommitted changes" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
 def _extra(args: argparse.Namespace) -> dict[str, Any]:
     out = {}
     for name in ("batch_bench", "service_bench"):
@@ -609,12 +857,25 @@ def _extra(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _set_names(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    unknown = [n for n in names if n not in SETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown set(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SETS)}")
+    return names
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="sample the dev sets and shorten the speed runs")
     p.add_argument("--skip-build", action="store_true",
-                   help="never build the dev model; use it even if stale (fails if there is none)")
+                   help="never build a dev model; use it even if stale (fails if there is none)")
     p.add_argument("--only", choices=("accuracy", "speed"), help="run one part only")
+    p.add_argument("--sets", type=_set_names, default=SETS, metavar="SET[,SET]",
+                   help=f"accuracy sets to run [{','.join(SETS)}]")
+    p.add_argument("--ablation", metavar="STAGE", default=None,
+                   help="also build the dev model without this candidate stage and report both side by side "
+                        "(accuracy only; results in ablation-<stage>.json/.md)")
     p.add_argument("--scheme", default="soc2000", help="classification (survey answers exist for soc2000 only)")
     p.add_argument("--model-dir", type=Path, default=None, help="dev model directory [models/dev-<scheme>]")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory [benchmarks/results]")
@@ -625,63 +886,96 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _ensure_dev_model(args: argparse.Namespace, split, directory: Path, ablation: str | None = None
+                      ) -> tuple[dict | None, str | None]:
+    """Build the dev model in ``directory`` when missing or stale (unless --skip-build).
+
+    Returns (build figures or None, staleness accepted under --skip-build or None); raises
+    SystemExit(2) when --skip-build leaves no usable model.
+    """
+    from benchmarks.devsets import dev_model_status, manifest_mismatch, recorded_manifest, stages_without
+
+    names = None if ablation is None else [cls.name for cls in stages_without(ablation)]
+    reason = dev_model_status(split, directory, stages=names)
+    if reason is None:
+        return None, None
+    if not args.skip_build:
+        _log(f"dev model: {reason}; building it in {directory} (a few minutes)")
+        return _spawn("build", args, model_dir=directory, ablation=ablation), None
+    mismatch = manifest_mismatch(recorded_manifest(args.scheme, directory), split, names)
+    if mismatch is not None:
+        _log(f"error: no usable dev model in {directory} ({reason}; {mismatch}); run without --skip-build")
+        raise SystemExit(2)
+    _log(f"dev model in {directory} is stale ({reason}); --skip-build: using it anyway")
+    return None, reason
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args)), flush=True)
         return 0
-    from benchmarks.devsets import dev_model_dir, dev_model_status, split_index
+    from benchmarks.devsets import dev_model_dir, recorded_manifest, split_index, stage_names
     from coder import load_scheme
-    from coder.store import read_manifest
 
     started = time.perf_counter()
     args.scheme = load_scheme(args.scheme).name
     args.model_dir = args.model_dir or dev_model_dir(args.scheme)
+    if args.ablation and args.ablation not in stage_names():
+        _log(f"error: no stage {args.ablation!r}; the stages are {', '.join(stage_names())}")
+        return 2
     cfg = QUICK if args.quick else FULL
     meta = {
         "command": "python -m benchmarks" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": _git_commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(REPO),
         "cpus": os.cpu_count(), "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "python": platform.python_version(), "config": cfg,
+        "python": platform.python_version(), "config": cfg, "sets": list(args.sets),
     }
     split = split_index(args.scheme)
     meta["split"] = split.describe()
 
-    reason = dev_model_status(split, args.model_dir)
-    build = None
-    if reason is not None and not args.skip_build:
-        _log(f"dev model: {reason}; building it in {args.model_dir} (a few minutes)")
-        build = _spawn("build", args)
-    elif reason is not None:
-        recorded = ((read_manifest(args.scheme, args.model_dir) or {}).get("info") or {}).get("dev_split")
-        if recorded != split.describe():
-            _log(f"error: no usable dev model in {args.model_dir} ({reason}); run without --skip-build")
-            return 2
-        _log(f"dev model is stale ({reason}); --skip-build: using it anyway")
-    manifest = read_manifest(args.scheme, args.model_dir) or {}
+    try:
+        build, stale = _ensure_dev_model(args, split, args.model_dir)
+        if args.ablation:
+            args.ablation_dir = args.model_dir.with_name(f"{args.model_dir.name}-without-{args.ablation}")
+            ablation_build, ablation_stale = _ensure_dev_model(args, split, args.ablation_dir, args.ablation)
+    except SystemExit as exc:
+        return int(exc.code or 2)
+    manifest = recorded_manifest(args.scheme, args.model_dir)
     if build is None:
-        build = {"build_seconds": (manifest.get("info") or {}).get("build_seconds"), "peak_rss_mb": None}
+        build = {"build_seconds": manifest.get("build_seconds"), "peak_rss_mb": None}
         meta["build_note"] = "build time from the dev model's manifest (not rebuilt in this run)"
-    dev_info = {"built_now": build.get("peak_rss_mb") is not None, "stale": reason if args.skip_build else None}
+    dev_info = {"built_now": build.get("peak_rss_mb") is not None, "stale": stale}
 
     suffix = "-quick" if args.quick else ""
-    args.accuracy_dir = f"accuracy{suffix}"
+    args.accuracy_dir = f"ablation-{args.ablation}{suffix}" if args.ablation else f"accuracy{suffix}"
     where = (args.out / args.accuracy_dir).resolve()
     meta["accuracy_dir"] = str(where.relative_to(REPO) if where.is_relative_to(REPO) else where)
     args.out.mkdir(parents=True, exist_ok=True)
     accuracy = speed = None
     try:
+        if args.ablation:
+            ab_info = {"built_now": ablation_build is not None, "stale": ablation_stale}
+            result = run_ablation(args, split, cfg, dev_info, ab_info)
+            result["meta"] = meta
+            stem = args.out / f"ablation-{args.ablation}{suffix}"
+            stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
+            text = summarise_ablation(result, meta)
+            stem.with_suffix(".md").write_text(text)
+            print(text)
+            _log(f"ablation done in {time.perf_counter() - started:.0f}s; results in {stem}.json/.md")
+            return 0
         if args.only in (None, "accuracy"):
             accuracy = run_accuracy(args, split, cfg, dev_info)
             accuracy["meta"] = meta
             (args.out / f"accuracy{suffix}.json").write_text(json.dumps(accuracy, indent=2, default=str))
         if args.only in (None, "speed"):
             speed = run_speed(args, split, cfg, build)
-    except (AttributeError, TypeError, KeyError, RuntimeError) as exc:
-        if not dev_info["stale"]:
+    except (AttributeError, TypeError, KeyError, RuntimeError, ValueError) as exc:
+        if not (dev_info["stale"] or (args.ablation and ablation_stale)):
             raise
         # A model pickled before a code change may not fit the new code.
-        _log(f"error: the stale dev model does not work with the current code ({type(exc).__name__}: "
+        _log(f"error: a stale dev model does not work with the current code ({type(exc).__name__}: "
              f"{exc}); run without --skip-build")
         return 2
     if speed is not None:

@@ -51,7 +51,8 @@ from importlib import metadata
 from pathlib import Path
 
 import httpx
-import numpy as np
+
+from benchmarks._common import PeakRSS, git_state, latency_summary, load_average
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -88,13 +89,9 @@ def query_pool(rows: list[dict[str, str]], seeds: int, rng: random.Random) -> li
 
 # ------------------------------------------------------------------ stats
 def summary(seconds: list[float], errors: int = 0, wall: float | None = None) -> dict:
-    ms = np.asarray(seconds) * 1000
-    out = {"n": int(len(ms)), "errors": int(errors)}
-    if len(ms):
-        out.update({f"p{q}": round(float(np.percentile(ms, q)), 3) for q in (50, 90, 99)})
-        out.update(mean=round(float(ms.mean()), 3), max=round(float(ms.max()), 3))
+    out = {**latency_summary(seconds), "errors": int(errors)}
     if wall:
-        out["requests_per_s"] = round(len(ms) / wall, 1)
+        out["requests_per_s"] = round(len(seconds) / wall, 1)
     return out
 
 
@@ -115,8 +112,10 @@ class Server:
             import psutil
 
             self._ps = psutil.Process(self.proc.pid)
-        except ImportError:  # psutil is optional: no CPU accounting then
-            self._ps = None
+            self.memory: PeakRSS | None = PeakRSS(self.proc.pid, interval=0.05).__enter__()
+        except ImportError:  # psutil is optional: no CPU or memory accounting then
+            self._ps = self.memory = None
+        self.peak_rss: dict | None = None
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time the server process has used so far."""
@@ -155,6 +154,9 @@ class Server:
         raise RuntimeError("the server did not start:\n" + "".join(self.log))
 
     def stop(self) -> None:
+        if getattr(self, "memory", None) is not None and self.peak_rss is None:
+            self.peak_rss = self.memory.report()  # before it exits: VmHWM goes with the process
+            self.memory.__exit__()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -313,23 +315,15 @@ def accuracy(model, baseline: NaiveBaseline, rows: list[dict[str, str]]) -> dict
 
 # ------------------------------------------------------------------ report
 def environment() -> dict:
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return ""
-        return done.stdout.strip() if done.returncode == 0 else ""
-
     versions = {}
     for lib in ("fastapi", "starlette", "uvicorn", "httpx", "pydantic", "rapidfuzz", "scikit-learn", "numpy"):
         try:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             versions[lib] = None
-    commit = git("rev-parse", "--short", "HEAD")
+    git = git_state(ROOT)
     return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "commit": commit or "unknown (not a git checkout)",
-            "dirty": bool(commit) and bool(git("status", "--porcelain")),
+            "commit": git["commit"] or "unknown (not a git checkout)", "dirty": git["dirty"],
             "versions": versions}
 
 
@@ -369,6 +363,10 @@ def write_markdown(report: dict, path: Path) -> None:
     for executor, runs in report["service"].items():
         b = runs["batch_1000"]
         lines.append(f"- {executor}: HTTP {b['status']}, {b['seconds']:.2f} s ({b['ms_per_item']:.2f} ms per title)")
+    peaks = {e: r["server_peak_rss_mb"] for e, r in report["service"].items() if r.get("server_peak_rss_mb")}
+    if peaks:
+        lines += ["", "Server peak RSS over its run (psutil every 50 ms and the kernel's VmHWM): " +
+                  ", ".join(f"{e} {mb:,.0f} MB" for e, mb in peaks.items()) + "."]
     u, c, n = ref["engine"]["uncached"], ref["engine"]["cached"], ref["naive_extractone"]
     acc = report["accuracy"]
     lines += [
@@ -451,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     per_level = {1: 100, 10: 300, 50: 500} if args.quick else {1: 300, 10: 1000, 50: 1500}
     cached_repeats = {1: 200, 10: 1000, 50: 2000} if args.quick else {1: 500, 10: 3000, 50: 5000}
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
 
     t0 = time.perf_counter()
     print("loading the full soc2000 model (builds it if missing or stale)...", file=sys.stderr)
@@ -491,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {executor} POST /code x{batch_size}: {runs['batch_1000']}", file=sys.stderr)
         finally:
             server.stop()
+        if server.peak_rss:
+            runs["server_peak_rss_mb"] = server.peak_rss["peak_rss_mb"]
         service[executor] = runs
 
     print("in-process references...", file=sys.stderr)
@@ -525,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine_vs_naive": round(in_process["engine"]["uncached"]["p50"] / naive_p50, 3),
         "http_overhead_ms": round(first["cached"]["1"]["p50"] - in_process["engine"]["cached"]["p50"], 3),
     }
-    report["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    report["load_after"] = load_average()
     report["targets"] = targets(report)
     report["notes"] = args.note + notes(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)

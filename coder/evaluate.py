@@ -12,6 +12,11 @@ Conventions
   uncodable (those are wrong). Top-5 means "the gold code is among the first five candidates".
   At a higher level (minor, sub-major, major group) a row is right when the candidate's group
   contains the gold code.
+* Accepted codes (optional, e.g. the codes two independent coders gave before adjudication):
+  a code counts as right when it is the gold code or one of the row's accepted codes, for
+  top-1, top-k, auto precision, the precision-coverage curve and calibration alike. The
+  gold-only top-1/top-k are reported beside them under ``"gold_only"``. A row's accepted
+  codes never give it a gold code: rows without one stay apart.
 * Coverage of ``status="auto"`` is auto-coded rows / rows with a gold code; precision is the
   share of auto-coded rows whose code is right.
 * The precision-coverage curve lowers the threshold through every observed top-1 confidence.
@@ -21,6 +26,8 @@ Conventions
   has a candidate, in ``bins`` equal-width bins over [0, 1] (the last bin includes 1.0):
   ``ECE = sum_b n_b / N * |accuracy_b - mean confidence_b|``. 10 bins is the usual choice;
   with the few thousand rows of a dev set, more bins leave the upper bins thin.
+* A threshold proposed from fewer than `MIN_THRESHOLD_ROWS` rows with a gold code carries a
+  note saying so: one title more or less then moves its precision by half a point or more.
 
 matplotlib is imported only when a plot is drawn (``pip install 'coder[eval]'``), through
 its object-oriented API, so the caller's pyplot backend is never changed.
@@ -28,8 +35,13 @@ its object-oriented API, so the caller's pyplot backend is never changed.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import json
 import math
+import re
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import CoderError, InputError
+from .errors import CoderError, InputError, Reason
 from .rank import precision_curve
 from .schemes import MISSING_CODE, Scheme, load_scheme
 
@@ -48,29 +60,33 @@ __all__ = [
     "predict", "score", "evaluate_frame", "read_gold", "require_columns", "write_report", "format_report",
     "accuracy_by_level", "expected_calibration_error", "reliability_bins", "precision_coverage",
     "threshold_for_precision", "confusions", "plot_reliability", "plot_precision_coverage",
-    "DEFAULT_BINS", "TARGET_PRECISION",
+    "DEFAULT_BINS", "TARGET_PRECISION", "MIN_THRESHOLD_ROWS",
 ]
 
 DEFAULT_BINS = 10
 TARGET_PRECISION = 0.92
+# Below this many rows with a gold code, a proposed threshold comes with a note on the sample size.
+MIN_THRESHOLD_ROWS = 200
 _LEVEL_ORDER = ("unit", "minor", "sub_major", "major")
 
 
 # ---------------------------------------------------------------------------- predictions
-def predict(coder: "Coder", titles: Iterable, industries: Iterable | None = None, *,
-            k: int = 5) -> pd.DataFrame:
-    """Code ``titles`` and return one row per title for `score`.
+def _as_list(values: Iterable | None) -> list | None:
+    if values is None:
+        return None
+    return list(values.tolist() if hasattr(values, "tolist") else values)
+
+
+def predict(coder: "Coder", titles: Iterable, industries: Iterable | None = None,
+            descriptions: Iterable | None = None, *, k: int = 5) -> pd.DataFrame:
+    """Code ``titles`` (with their industries and descriptions, if any) and return one row
+    per title for `score`.
 
     Columns: ``status``, ``code`` (best code, ``-9`` when uncodable), ``confidence`` (top-1),
     ``candidates`` (tuple of codes, best first), ``eligible`` (auto-coded at threshold 0, i.e.
-    not held back as vague), ``reason``.
+    not held back as vague), ``reason`` (its text).
     """
-    from .engine import VAGUE_REASON
-
-    titles = list(titles.tolist() if hasattr(titles, "tolist") else titles)
-    industries = None if industries is None else list(
-        industries.tolist() if hasattr(industries, "tolist") else industries)
-    results = coder.code_many(titles, industries, k=k)
+    results = coder.code_many(_as_list(titles), _as_list(industries), _as_list(descriptions), k=k)
     return pd.DataFrame({
         "status": [r.status for r in results],
         "code": [r.code for r in results],
@@ -78,9 +94,9 @@ def predict(coder: "Coder", titles: Iterable, industries: Iterable | None = None
         "candidates": [tuple(c.code for c in r.candidates) if r.status != "uncodable" else ()
                        for r in results],
         # Auto-coded at threshold 0: everything but uncodable and vague titles.
-        "eligible": np.array([r.status != "uncodable" and r.reason != VAGUE_REASON for r in results],
+        "eligible": np.array([r.status != "uncodable" and r.reason is not Reason.VAGUE for r in results],
                              dtype=bool),
-        "reason": [r.reason for r in results],
+        "reason": [str(r.reason) for r in results],
     })
 
 
@@ -100,24 +116,33 @@ def _level_of(scheme: Scheme, level: str):
 
 
 def accuracy_by_level(gold: Sequence[str], candidates: Sequence[Sequence[str]], scheme: Scheme | str, *,
-                      k: int = 5) -> dict[str, dict[str, float]]:
+                      k: int = 5, accepted: Sequence[Iterable[str]] | None = None) -> dict[str, dict[str, float]]:
     """Top-1 and top-``k`` accuracy at every level of ``scheme`` (unit first).
 
     ``candidates[i]`` are row i's codes, best first (empty when uncodable: wrong at every level).
+    ``accepted[i]``, when given, are further codes that count as right for row i.
+
+    Examples
+    --------
+    >>> accuracy_by_level(["4112"], [("4113", "4112")], "soc2000", k=2)["unit"]
+    {'top1': 0.0, 'top2': 1.0}
+    >>> accuracy_by_level(["4112"], [("4113",)], "soc2000", k=2, accepted=[("4113",)])["unit"]
+    {'top1': 1.0, 'top2': 1.0}
     """
     scheme = load_scheme(scheme) if isinstance(scheme, str) else scheme
     n = len(gold)
+    others = accepted if accepted is not None else [()] * n
     out: dict[str, dict[str, float]] = {}
     for level in (lv for lv in _LEVEL_ORDER if lv in scheme.levels):
         get = _level_of(scheme, level)
         top1 = topk = 0
-        for g, cands in zip(gold, candidates):
-            want = get(g)
-            if want is None:
+        for g, extra, cands in zip(gold, others, candidates):
+            want = {get(c) for c in (g, *extra)} - {None}
+            if not want:
                 continue
             groups = [get(c) for c in list(cands)[:k]]
-            top1 += bool(groups) and groups[0] == want
-            topk += want in groups
+            top1 += bool(groups) and groups[0] in want
+            topk += any(x in want for x in groups)
         out[level] = {"top1": top1 / n if n else float("nan"), f"top{k}": topk / n if n else float("nan")}
     return out
 
@@ -220,6 +245,27 @@ def _clean_gold(values: Iterable) -> list[str]:
     return out
 
 
+_CODE_SEPARATORS = re.compile(r"[\s,;|/]+")
+
+
+def _codes_in(value: Any) -> tuple[str, ...]:
+    """Codes in one accepted-codes cell: a tuple/list of codes, or text with codes separated by
+    spaces, commas, semicolons, bars or slashes. Empty cells and the missing code give none."""
+    if isinstance(value, (tuple, list, set, frozenset)):
+        parts = [str(v).strip() for v in value]
+    else:
+        parts = _CODE_SEPARATORS.split(_clean_gold([value])[0])
+    return tuple(dict.fromkeys(c for c in parts if c and c != MISSING_CODE))
+
+
+def accepted_codes(data: pd.DataFrame, columns: Sequence[str]) -> list[tuple[str, ...]]:
+    """Per row, the distinct codes in ``columns`` (see `_codes_in`), in column order."""
+    rows: list[tuple[str, ...]] = [()] * len(data)
+    for name in columns:
+        rows = [tuple(dict.fromkeys((*a, *_codes_in(v)))) for a, v in zip(rows, data[name].tolist())]
+    return rows
+
+
 def _nan_to_none(obj: Any) -> Any:
     if isinstance(obj, float):
         return None if math.isnan(obj) or math.isinf(obj) else obj
@@ -246,8 +292,10 @@ def score(frame: pd.DataFrame, scheme: Scheme | str, *, threshold: float | None 
     ----------
     frame
         Columns ``gold`` (true code; empty or -9 = none), ``candidates`` (codes best first),
-        ``confidence`` (top-1), ``status``; optional ``eligible`` (default: not uncodable) and
-        ``title_column`` (used for confusion examples). `predict` returns the coder's columns.
+        ``confidence`` (top-1), ``status``; optional ``eligible`` (default: not uncodable),
+        ``accepted`` (further codes that count as right, per row: a tuple or text, see the
+        module notes) and ``title_column`` (used for confusion examples). `predict` returns
+        the coder's columns.
     threshold
         The auto threshold the statuses were made with (reported only).
     groups
@@ -259,15 +307,17 @@ def score(frame: pd.DataFrame, scheme: Scheme | str, *, threshold: float | None 
     if missing:
         raise InputError(f"score() needs columns {missing}; build the frame with predict()")
     frame = frame.reset_index(drop=True)
-    gold = pd.Series(_clean_gold(frame["gold"]))
+    gold = pd.Series(_clean_gold(frame["gold"]), dtype=object)
     has_gold = (gold != "").to_numpy()
+    with_accepted = "accepted" in frame.columns
+    accepted = [_codes_in(a) for a in frame["accepted"]] if with_accepted else [()] * len(frame)
     status = frame["status"].astype(str)
     eligible = (frame["eligible"].to_numpy(bool) if "eligible" in frame.columns
                 else (status != "uncodable").to_numpy())
     cands = [tuple(c) if isinstance(c, (tuple, list)) else () for c in frame["candidates"]]
     pred = np.array([c[0] if c and s != "uncodable" else MISSING_CODE for c, s in zip(cands, status)],
                     dtype=object)
-    correct = pred == gold.to_numpy(dtype=object)
+    correct = np.array([p == g or p in a for p, g, a in zip(pred, gold, accepted)], dtype=bool)
     conf = frame["confidence"].to_numpy(float)
     texts = frame[title_column].astype(str).tolist() if title_column in frame.columns else None
 
@@ -276,26 +326,38 @@ def score(frame: pd.DataFrame, scheme: Scheme | str, *, threshold: float | None 
         st = status[mask]
         auto = (st == "auto").to_numpy()
         ok = correct[mask]
-        return {
+        rows = np.flatnonzero(mask)
+        out = {
             "rows": n,
-            "accuracy": accuracy_by_level(gold[mask].tolist(), [cands[i] for i in np.flatnonzero(mask)],
-                                          scheme, k=k),
+            "accuracy": accuracy_by_level(gold[mask].tolist(), [cands[i] for i in rows], scheme, k=k,
+                                          accepted=[accepted[i] for i in rows]),
             "status": _shares(st),
             "auto": {"n": int(auto.sum()), "coverage": auto.sum() / n if n else float("nan"),
                      "precision": float(ok[auto].mean()) if auto.any() else None},
         }
+        if with_accepted:
+            unit = accuracy_by_level(gold[mask].tolist(), [cands[i] for i in rows], scheme, k=k)["unit"]
+            strict = np.array([p == g for p, g in zip(pred[mask], gold[mask])], dtype=bool)
+            out["gold_only"] = {**unit, "auto_precision": float(strict[auto].mean()) if auto.any() else None}
+        return out
 
     scored = block(has_gold)
-    curve = precision_coverage(conf[has_gold], correct[has_gold], eligible[has_gold], total=int(has_gold.sum()))
+    n_gold = int(has_gold.sum())
+    curve = precision_coverage(conf[has_gold], correct[has_gold], eligible[has_gold], total=n_gold)
     with_cand = has_gold & np.array([bool(c) for c in cands])
+    target = {**threshold_for_precision(curve, target_precision), "rows": n_gold}
+    if target["threshold"] is not None and n_gold < MIN_THRESHOLD_ROWS:
+        target["note"] = (f"proposed from only {n_gold:,} rows with a true code: below about "
+                          f"{MIN_THRESHOLD_ROWS} one title more or less moves its precision by half a point or "
+                          "more; check it on a larger sample before using it")
     report: dict[str, Any] = {
         "scheme": scheme.name,
         "rows": len(frame),
-        "rows_with_gold": int(has_gold.sum()),
+        "rows_with_gold": n_gold,
         "k": k,
         "threshold": threshold,
         **{key: scored[key] for key in ("accuracy", "status", "auto")},
-        "target": threshold_for_precision(curve, target_precision),
+        "target": target,
         "calibration": {
             "bins": bins,
             "rows": int(with_cand.sum()),
@@ -306,11 +368,18 @@ def score(frame: pd.DataFrame, scheme: Scheme | str, *, threshold: float | None 
             "reliability": reliability_bins(conf[with_cand], correct[with_cand], bins=bins),
         },
         "precision_coverage": curve.to_dict("records"),
-        "confusions": confusions(gold[has_gold].tolist(), pred[has_gold].tolist(), scheme,
-                                 titles=[texts[i] for i in np.flatnonzero(has_gold)] if texts else None,
+        # Rows right by an accepted code are not confusions.
+        "confusions": confusions(gold[has_gold & ~correct].tolist(), pred[has_gold & ~correct].tolist(), scheme,
+                                 titles=[texts[i] for i in np.flatnonzero(has_gold & ~correct)] if texts else None,
                                  top=top_confusions),
         "gold_not_in_scheme": int(sum(g not in scheme for g in gold[has_gold])),
     }
+    if with_accepted:
+        report["gold_only"] = scored["gold_only"]
+        report["accepted"] = {
+            "rows_with_other_codes": int(sum(bool(set(a) - {g}) for a, g, h in zip(accepted, gold, has_gold) if h)),
+            "right_only_by_accepted": int((has_gold & correct & (pred != gold.to_numpy(dtype=object))).sum()),
+        }
     no_gold = ~has_gold
     st = status[no_gold]
     auto_rows = np.flatnonzero(no_gold & (status == "auto").to_numpy())
@@ -332,28 +401,115 @@ def score(frame: pd.DataFrame, scheme: Scheme | str, *, threshold: float | None 
 
 
 # --------------------------------------------------------------------------------- files
-def read_gold(path: str | Path) -> pd.DataFrame:
-    """Read a CSV/TSV (or .xlsx) of titles and true codes, every cell as text.
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in str(text).strip().splitlines() if line.strip())
 
-    ``keep_default_na=False``: answers such as "None" stay text and codes keep leading zeros.
-    Raises `InputError` naming the file when it cannot be read.
+
+def _cell_text(value: Any) -> str:
+    """A cell as text, as a CSV export would hold it (numbers without a spurious ``.0``)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return ""
+        if float(value).is_integer():
+            return str(int(value))
+    if isinstance(value, (np.integer, np.bool_)):
+        return str(value.item())
+    return str(value)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as text (Parquet, Stata and SPSS keep their own types when read)."""
+    out = {}
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_object_dtype(col.dtype) and all(isinstance(v, str) for v in col):
+            out[name] = col
+        else:
+            out[name] = pd.Series([_cell_text(v) for v in col.astype(object)], index=frame.index, dtype=object)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _leading_comments(path: Path) -> tuple[int, int, bytes]:
+    """(lines, bytes) of the ``#`` comment lines at the top of a text file, after any UTF-8 BOM
+    (returned third). UTF-16/32 files are not looked at."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    bom = codecs.BOM_UTF8 if head.startswith(codecs.BOM_UTF8) else b""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return 0, 0, b""
+    lines, pos = 0, len(bom)
+    while head.startswith(b"#", pos):
+        end = head.find(b"\n", pos)
+        if end < 0:
+            break
+        lines, pos = lines + 1, end + 1
+    return lines, pos, bom
+
+
+def _read_source(path: Path, encoding: str | None) -> tuple[pd.DataFrame, Any]:
+    from .batch.formats import open_source
+
+    source = open_source(path, encoding=encoding)
+    frames = list(source.chunks(_READ_CHUNK))
+    return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), source
+
+
+def read_gold(path: str | Path, *, encoding: str | None = None) -> pd.DataFrame:
+    """Read a file of titles and true codes, every cell as text, with the batch reader
+    (`coder.batch.formats.open_source`): CSV, TSV, TXT, Excel, Parquet, Stata or SPSS, chosen by
+    extension; text files with the encoding sniffed as ``coder code`` does, unless ``encoding``.
+
+    ``#`` comment lines at the top of a CSV/TSV/TXT file (such as the "never tune on it" line
+    of a test set) are skipped; ``frame.attrs["notes"]`` says so, and says when cells needed
+    the reader's encoding fallback. Answers such as "None" stay text and codes keep leading
+    zeros (text formats); numbers from typed formats are written as a CSV export would.
+    Raises `InputError` with a one-line message naming the file when it cannot be read.
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file; give the path of a CSV with titles and true codes")
+        raise InputError(f"{path}: no such file; give the path of a file with titles and true codes")
+    comments, offset, bom = ((0, 0, b"") if path.suffix.lower() not in (".csv", ".tsv", ".txt")
+                             else _leading_comments(path))
+    copy: Path | None = None
+
+    def shown(exc: Exception) -> str:  # messages name the user's file, never the copy
+        text = str(exc)
+        return _one_line(text.replace(str(copy), str(path)) if copy is not None else text)
+
     try:
-        if path.suffix.lower() in (".xlsx", ".xls"):
-            return pd.read_excel(path, dtype=str, keep_default_na=False)
-        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-        return pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, encoding="utf-8-sig")
-    except ImportError as exc:
-        raise InputError(f"{path}: reading this format needs an extra package ({exc}); "
-                         "save it as CSV or `pip install 'coder[excel]'`") from None
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        # pandas' EmptyDataError and ParserError are ValueErrors.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot read it as {'TSV' if sep == chr(9) else 'CSV'} ({first}); "
-                         "give a UTF-8 CSV with a header row") from None
+        with contextlib.ExitStack() as stack:
+            target = path
+            if comments:
+                # The batch reader has no notion of comment lines: it reads a copy without them.
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="coder-gold-"))
+                copy = target = Path(tmp) / path.name
+                with open(path, "rb") as src, open(copy, "wb") as dst:
+                    src.seek(offset)
+                    dst.write(bom)
+                    shutil.copyfileobj(src, dst)
+            frame, source = _read_source(target, encoding)
+    except CoderError as exc:
+        raise InputError(shown(exc)) from None
+    except Exception as exc:  # a corrupt file fails inside openpyxl, pyarrow, zipfile, ...
+        first = shown(exc) or type(exc).__name__
+        raise InputError(f"{path}: cannot read it as {path.suffix.lower().lstrip('.') or 'a table'} "
+                         f"({first}); give a CSV with a header row") from None
+    frame = _as_text(frame)
+    notes = []
+    if comments:
+        notes.append(f"{path}: skipped {comments} comment line{'s' if comments > 1 else ''} (starting with #) "
+                     "above the header")
+    if getattr(source, "fallback_cells", 0):
+        how = source.text.describe() if getattr(source, "text", None) is not None else "UTF-8 with a cp1252 fallback"
+        notes.append(f"{path}: {source.fallback_cells:,} cells were not valid UTF-8 and were read as {how}; "
+                     "pass --encoding if that is wrong")
+    frame.attrs["notes"] = notes
+    return frame
+
+
+_READ_CHUNK = 100_000
 
 
 def require_columns(frame: pd.DataFrame, path: str, **columns: str | None) -> None:
@@ -365,32 +521,54 @@ def require_columns(frame: pd.DataFrame, path: str, **columns: str | None) -> No
 
 
 def evaluate_frame(coder: "Coder", data: pd.DataFrame, *, column: str, gold: str,
-                   industry_column: str | None = None, source: str = "input", **score_options: Any,
+                   industry_column: str | None = None, description_column: str | None = None,
+                   accept_columns: Sequence[str] = (), source: str = "input", **score_options: Any,
                    ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Code ``data[column]`` with ``coder`` and score it against ``data[gold]``.
+    """Code ``data[column]`` (with its industry and description columns, if named) with
+    ``coder`` and score it against ``data[gold]``.
 
-    Returns ``(report, predictions)``; ``predictions`` keeps the input columns it used plus
-    the coder's (the caller's frame is not changed). ``score_options`` go to `score`.
+    ``accept_columns`` name further columns whose codes also count as right (for example the
+    codes two coders gave before adjudication; see the module notes). Returns
+    ``(report, predictions)``; ``predictions`` keeps the input columns it used plus the
+    coder's (the caller's frame is not changed). ``score_options`` go to `score`.
     """
-    require_columns(data, source, title=column, gold=gold, industry=industry_column)
+    accept_columns = list(accept_columns)
+    require_columns(data, source, title=column, gold=gold, industry=industry_column,
+                    description=description_column,
+                    **{f"accepted codes ({i + 1})": c for i, c in enumerate(accept_columns)})
     industries = data[industry_column] if industry_column else None
-    pred = predict(coder, data[column], industries, k=score_options.get("k", 5))
+    descriptions = data[description_column] if description_column else None
+    pred = predict(coder, data[column], industries, descriptions, k=score_options.get("k", 5))
     frame = pd.DataFrame({"title": data[column].astype(str).to_numpy(),
                           "industry": (industries.astype(str).to_numpy() if industries is not None
                                        else [""] * len(data)),
                           "gold": _clean_gold(data[gold])})
+    if descriptions is not None:
+        frame.insert(2, "description", descriptions.astype(str).to_numpy())
+    if accept_columns:
+        frame["accepted"] = accepted_codes(data, accept_columns)
     frame = pd.concat([frame, pred], axis=1)
     report = score(frame, coder.scheme, threshold=coder.threshold, **score_options)
     report["source"] = source
+    report["columns"] = {"title": column, "gold": gold, "industry": industry_column,
+                         "description": description_column, "accepted": accept_columns}
     report["model"] = {"threshold": coder.threshold, "calibration": coder.model.info.get("calibration")}
-    frame["correct"] = (frame["gold"] != "") & (frame["code"] == frame["gold"])
+    accepted = frame["accepted"] if accept_columns else [()] * len(frame)
+    frame["correct"] = [g != "" and (c == g or c in a) for g, c, a in zip(frame["gold"], frame["code"], accepted)]
     return report, frame
 
 
 def write_report(report: Mapping[str, Any], predictions: pd.DataFrame | None, out_dir: str | Path, *,
                  plots: bool = True) -> dict[str, Path]:
     """Write ``metrics.json`` (+ ``predictions.csv``, ``reliability.png``,
-    ``precision_coverage.png``) into ``out_dir``; returns the paths written."""
+    ``precision_coverage.png``) into ``out_dir``; returns the paths written.
+
+    ``predictions.csv`` is escaped against spreadsheet formulas as ``coder code`` output is
+    (`coder.batch.formats.escape_formulas`): a title such as ``=HYPERLINK(...)`` is written
+    ``'=HYPERLINK(...)``; plain numbers such as ``-9`` stay as they are.
+    """
+    from .batch.formats import escape_formulas
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.json"}
@@ -398,8 +576,10 @@ def write_report(report: Mapping[str, Any], predictions: pd.DataFrame | None, ou
     if predictions is not None:
         paths["predictions"] = out / "predictions.csv"
         frame = predictions.copy()
-        frame["candidates"] = [" ".join(c) for c in frame["candidates"]]
-        frame.to_csv(paths["predictions"], index=False)
+        for name in ("candidates", "accepted"):
+            if name in frame.columns:
+                frame[name] = [" ".join(c) for c in frame[name]]
+        escape_formulas(frame).to_csv(paths["predictions"], index=False)
     if plots:
         paths["reliability"] = plot_reliability(report, out / "reliability.png")
         paths["precision_coverage"] = plot_precision_coverage(report, out / "precision_coverage.png")
@@ -490,9 +670,17 @@ def format_report(report: Mapping[str, Any]) -> str:
     k = report["k"]
     lines = [f"{report.get('source', 'evaluation')}: {report['rows']:,} rows, "
              f"{report['rows_with_gold']:,} with a true {report['scheme']} code"]
+    accepted = (report.get("columns") or {}).get("accepted")
+    if report.get("gold_only") is not None:
+        lines.append("a code counts as right if it is the true code" +
+                     (f" or one in {', '.join(accepted)}" if accepted else " or an accepted code") +
+                     f" ({report['accepted']['rows_with_other_codes']:,} rows have other accepted codes)")
     lines.append(f"{'level':<10} {'top-1':>7} {'top-' + str(k):>7}")
     for level, acc in report["accuracy"].items():
         lines.append(f"{level:<10} {_pct(acc['top1']):>7} {_pct(acc[f'top{k}']):>7}")
+    if report.get("gold_only") is not None:
+        g = report["gold_only"]
+        lines.append(f"{'true only':<10} {_pct(g['top1']):>7} {_pct(g[f'top{k}']):>7}  (unit, the true code alone)")
     auto, st = report["auto"], report["status"]
     thr = report.get("threshold")
     lines.append(f"auto (threshold {thr:.3f}): coverage {_pct(auto['coverage']).strip()}, "
@@ -504,6 +692,8 @@ def format_report(report: Mapping[str, Any]) -> str:
     lines.append(f"for precision >= {t['target_precision']:.0%}: " + (
         f"threshold {t['threshold']:.3f} auto-codes {t['coverage']:.1%} (precision {t['precision']:.1%})"
         if t["threshold"] is not None else "no threshold reaches it"))
+    if t.get("note"):
+        lines.append(f"  note: threshold {t['note']}")
     cal = report["calibration"]
     if cal["ece"] is not None:
         lines.append(f"calibration: ECE {cal['ece']:.3f} ({cal['bins']} equal-width bins), mean confidence "

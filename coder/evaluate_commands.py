@@ -16,12 +16,26 @@ from .errors import CoderError
 __all__ = ["COMMANDS", "evaluate"]
 
 
+def _split_columns(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
+    names = [v.strip() for v in (value or "").split(",")]
+    if any(not n for n in names) and len(names) > 1:
+        raise click.BadParameter(f"empty column name in {value!r}; give COL or COL,COL")
+    return [n for n in names if n]
+
+
 @click.command()
 @click.argument("gold_file", metavar="GOLD.csv", type=click.Path(dir_okay=False))
 @click.option("--column", required=True, help="Column holding the job titles.")
 @click.option("--gold", "gold_column", required=True,
               help="Column holding the true codes; empty or -9 means no code (reported apart).")
 @click.option("--industry-column", default=None, help="Column holding employer/industry text, if any.")
+@click.option("--description-column", default=None,
+              help="Column holding what the person mainly does in the job, if any.")
+@click.option("--accept-columns", "accept_columns", default="", metavar="COL[,COL]", callback=_split_columns,
+              help="Columns whose codes also count as right (e.g. two coders' codes before adjudication): "
+                   "a row is right if its code is the --gold code or any code in these columns.")
+@click.option("--encoding", default=None,
+              help="Encoding of a CSV/TSV/TXT file [default: sniffed, as for `coder code`].")
 @scheme_option
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
               help="Use the model in this directory (never built there on the fly).")
@@ -40,15 +54,18 @@ __all__ = ["COMMANDS", "evaluate"]
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of a text report.")
 @click.option("--quiet", is_flag=True, help="No progress messages.")
 @handle_errors
-def evaluate(gold_file: str, column: str, gold_column: str, industry_column: str | None, scheme: str,
+def evaluate(gold_file: str, column: str, gold_column: str, industry_column: str | None,
+             description_column: str | None, accept_columns: list[str], encoding: str | None, scheme: str,
              model_dir: str | None, out_dir: str | None, threshold: float | None, target_precision: float,
              bins: int, top_confusions: int, no_plots: bool, as_json: bool, quiet: bool) -> None:
-    """Score the coder on GOLD.csv, a file of titles with their true codes.
+    """Score the coder on GOLD.csv, a file of titles with their true codes (CSV, TSV, TXT,
+    Excel, Parquet, Stata or SPSS, read as `coder code` reads them).
 
     Prints top-1/top-5 accuracy at unit, minor, sub-major and major group level, precision and
-    coverage of auto-coding, the threshold that reaches --target-precision, the calibration
-    error and the most frequent confusions; saves them as JSON with a reliability diagram and
-    a precision-coverage plot.
+    coverage of auto-coding, the threshold that reaches --target-precision (with a note when
+    fewer than 200 rows propose it), the calibration error and the most frequent confusions;
+    saves them as JSON with a reliability diagram and a precision-coverage plot, and every row
+    as predictions.csv (spreadsheet formulas escaped).
     """
     from .engine import Coder
     from .evaluate import evaluate_frame, format_report, read_gold, require_columns, write_report
@@ -58,9 +75,13 @@ def evaluate(gold_file: str, column: str, gold_column: str, industry_column: str
             import matplotlib  # noqa: F401
         except ImportError:
             raise CoderError("plots need matplotlib: `pip install 'coder[eval]'`, or pass --no-plots") from None
-    data = read_gold(gold_file)
+    data = read_gold(gold_file, encoding=encoding)
+    for note in data.attrs.get("notes", []):
+        echo_err(f"note: {note}")
     # Check the columns before a possibly slow model load.
-    require_columns(data, gold_file, title=column, gold=gold_column, industry=industry_column)
+    require_columns(data, gold_file, title=column, gold=gold_column, industry=industry_column,
+                    description=description_column,
+                    **{f"accepted codes ({i + 1})": c for i, c in enumerate(accept_columns)})
     progress = None if quiet else echo_err
     # A named model directory is used as is: building there would silently train on the
     # titles being evaluated (e.g. a held-out dev model).
@@ -70,7 +91,7 @@ def evaluate(gold_file: str, column: str, gold_column: str, industry_column: str
         progress(f"coding {len(data):,} rows of {gold_file}")
     report, predictions = evaluate_frame(
         coder, data, column=column, gold=gold_column, industry_column=industry_column,
-        source=Path(gold_file).name, bins=bins, target_precision=target_precision,
+        description_column=description_column, accept_columns=accept_columns, source=Path(gold_file).name, bins=bins, target_precision=target_precision,
         top_confusions=top_confusions,
     )
     out = Path(out_dir) if out_dir else Path(f"{Path(gold_file).stem}-evaluation")

@@ -11,17 +11,23 @@ import pytest
 from click.testing import CliRunner
 
 from coder.cli import cli
-from coder.errors import InputError
+from coder.errors import InputError, Reason
 from coder.evaluate import (
+    MIN_THRESHOLD_ROWS,
+    accepted_codes,
     accuracy_by_level,
     confusions,
+    evaluate_frame,
     expected_calibration_error,
+    format_report,
     precision_coverage,
+    predict,
     read_gold,
     reliability_bins,
     score,
     threshold_for_precision,
 )
+from coder.results import Candidate, Result
 
 # ------------------------------------------------------------------------------ metrics
 GOLD = ["4112", "4112", "2132", "9233", "1163"]
@@ -146,8 +152,160 @@ def test_read_gold_keeps_text_and_codes(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_gold(tmp_path / "missing.csv")
     (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="empty"):
         read_gold(tmp_path / "empty.csv")
+
+
+def test_accuracy_by_level_counts_accepted_codes_as_right():
+    gold = ["4112", "2132", "9233"]
+    cands = [("4113", "4112"), ("2131",), ("8211",)]
+    plain = accuracy_by_level(gold, cands, "soc2000", k=5)
+    assert plain["unit"] == {"top1": 0.0, "top5": 1 / 3}
+    acc = accuracy_by_level(gold, cands, "soc2000", k=5, accepted=[("4113",), (), ("8211", "9234")])
+    assert acc["unit"] == {"top1": 2 / 3, "top5": 2 / 3}
+    # An accepted code also widens the higher levels: 8211 is major group 8, gold 9233 is 9.
+    assert acc["major"]["top1"] == pytest.approx(1.0)
+
+
+def test_accepted_codes_read_from_columns():
+    data = pd.DataFrame({"a": ["4112", "", "-9", "2132"], "b": ["4112", "9233;9234", "", "2132 / 2131"]})
+    assert accepted_codes(data, ["a", "b"]) == [("4112",), ("9233", "9234"), (), ("2132", "2131")]
+
+
+def test_score_counts_a_code_right_if_either_coder_gave_it():
+    frame = pd.DataFrame({
+        "title": ["a", "b", "c", "d"],
+        "gold": ["4112", "2132", "9233", "1163"],
+        "accepted": [("4112", "4113"), ("2132",), ("9233", "9132"), "1163 1162"],
+        "candidates": [("4113",), ("2131", "2132"), ("9132",), ("1121", "1162")],
+        "confidence": [0.95, 0.9, 0.5, 0.4],
+        "status": ["auto", "auto", "refer", "refer"],
+    })
+    rep = score(frame, "soc2000", target_precision=0.5)
+    assert rep["accuracy"]["unit"] == {"top1": 0.5, "top5": 1.0}
+    assert rep["gold_only"]["top1"] == 0.0 and rep["gold_only"]["top5"] == 0.25
+    assert rep["auto"]["precision"] == 0.5 and rep["gold_only"]["auto_precision"] == 0.0
+    assert rep["calibration"]["top1"] == 0.5
+    assert rep["accepted"] == {"rows_with_other_codes": 3, "right_only_by_accepted": 2}
+    # Right by an accepted code is not a confusion.
+    assert {(c["true"], c["predicted"]) for c in rep["confusions"]} == {("2132", "2131"), ("1163", "1121")}
+    assert "counts as right" in format_report({**rep, "source": "x"})
+    # Without the column nothing changes.
+    assert "gold_only" not in score(frame.drop(columns="accepted"), "soc2000")
+
+
+def test_threshold_from_a_small_sample_says_so():
+    def frame(n):
+        return pd.DataFrame({"gold": ["4112"] * n, "candidates": [("4112",)] * n,
+                             "confidence": np.linspace(0.5, 0.99, n), "status": ["auto"] * n})
+
+    small = score(frame(20), "soc2000")
+    assert small["target"]["rows"] == 20 and "only 20 rows" in small["target"]["note"]
+    assert "note: threshold proposed from only 20 rows" in format_report({**small, "source": "x"})
+    big = score(frame(MIN_THRESHOLD_ROWS), "soc2000")
+    assert big["target"]["threshold"] is not None and "note" not in big["target"]
+
+
+class _FakeCoder:
+    """Records what `predict` passes to ``code_many`` and returns set results."""
+
+    def __init__(self, results):
+        self.results, self.calls = results, []
+
+    def code_many(self, titles, industries=None, descriptions=None, *, k=5):
+        self.calls.append((titles, industries, descriptions, k))
+        return self.results
+
+
+def test_predict_passes_descriptions_and_reads_the_reason_enum():
+    cand = (Candidate("1163", "Shopkeepers", 0.6, "exact", "Manager (shop)"),)
+    fake = _FakeCoder([
+        Result("manager", None, "soc2000", "refer", cand, Reason.VAGUE),
+        Result("manager", "shop", "soc2000", "refer", cand, Reason.LOW_CONFIDENCE),
+        Result("", None, "soc2000", "uncodable", (), Reason.EMPTY),
+    ])
+    out = predict(fake, pd.Series(["manager", "manager", ""]), ["", "shop", ""], ["runs it", "", ""], k=3)
+    assert fake.calls == [(["manager", "manager", ""], ["", "shop", ""], ["runs it", "", ""], 3)]
+    assert out["eligible"].tolist() == [False, True, False]  # vague: never auto-coded
+    assert out["reason"].tolist() == [Reason.VAGUE.value, Reason.LOW_CONFIDENCE.value, Reason.EMPTY.value]
+    assert out["candidates"].tolist() == [("1163",), ("1163",), ()]
+
+
+def test_evaluate_frame_gives_the_description_to_the_engine(small_coder, monkeypatch):
+    seen = {}
+    real = small_coder.code_many
+
+    def spy(titles, industries=None, descriptions=None, *, k=5):
+        seen["descriptions"] = descriptions
+        return real(titles, industries, descriptions, k=k)
+
+    monkeypatch.setattr(small_coder, "code_many", spy)
+    data = pd.DataFrame({"t": ["Sales assistant", "nurse"], "d": ["replenishes shelves", ""],
+                         "i": ["supermarket", "NHS"], "g": ["9251", "3211"], "a": ["7111", ""]})
+    before = data.copy()
+    report, pred = evaluate_frame(small_coder, data, column="t", gold="g", industry_column="i",
+                                  description_column="d", accept_columns=["a"])
+    pd.testing.assert_frame_equal(data, before)
+    assert seen["descriptions"] == ["replenishes shelves", ""]
+    assert pred["description"].tolist() == ["replenishes shelves", ""]
+    assert pred["accepted"].tolist() == [("7111",), ()]
+    assert report["columns"]["accepted"] == ["a"] and "gold_only" in report
+    with pytest.raises(InputError, match="no column 'nope'"):
+        evaluate_frame(small_coder, data, column="t", gold="g", accept_columns=["a", "nope"])
+
+
+def test_read_gold_reads_every_format_the_batch_reader_does(tmp_path):
+    frame = pd.DataFrame({"answer": ["None", "N/A", "nurse"], "code": ["0110", "-9", "3211"]})
+    frame.to_csv(tmp_path / "g.tsv", sep="\t", index=False)
+    frame.to_excel(tmp_path / "g.xlsx", index=False)
+    frame.to_parquet(tmp_path / "g.parquet", index=False)
+    for name in ("g.tsv", "g.xlsx", "g.parquet"):
+        got = read_gold(tmp_path / name)
+        assert got["answer"].tolist() == ["None", "N/A", "nurse"], name
+        assert got["code"].tolist() == ["0110", "-9", "3211"], name
+    # Typed formats: numbers as a CSV export writes them.
+    pd.DataFrame({"answer": ["nurse", "cook"], "code": [3211, np.nan]}).to_stata(tmp_path / "g.dta", write_index=False)
+    assert read_gold(tmp_path / "g.dta")["code"].tolist() == ["3211", ""]
+    # cp1252 bytes in a UTF-8 file decode as the batch reader decodes them.
+    (tmp_path / "latin.csv").write_bytes("answer,code\ncaf\xe9 owner,1223\n".encode("latin-1"))
+    assert read_gold(tmp_path / "latin.csv")["answer"].tolist() == ["café owner"]
+
+
+def test_read_gold_skips_comment_lines_above_the_header(tmp_path):
+    path = tmp_path / "test-part.csv"
+    path.write_bytes(b"\xef\xbb\xbf# TEST PART: never tune on it, nor choose a threshold.\n# second\n"
+                     b"job,true\nnurse,3211\n#hashtag manager,1163\n")
+    frame = read_gold(path)
+    assert list(frame.columns) == ["job", "true"]
+    assert frame["job"].tolist() == ["nurse", "#hashtag manager"]  # only lines above the header
+    assert "skipped 2 comment lines" in frame.attrs["notes"][0]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("job,true\nnurse,3211\n")
+    assert read_gold(plain).attrs["notes"] == []
+    broken = tmp_path / "broken.csv"
+    broken.write_text("# only a comment\n")
+    with pytest.raises(InputError) as info:
+        read_gold(broken)
+    assert str(broken) in str(info.value) and "coder-gold-" not in str(info.value)
+
+
+def _corrupt_xlsx(tmp_path):
+    garbage = tmp_path / "garbage.xlsx"
+    garbage.write_bytes(b"PK\x03\x04 this is not really a workbook")
+    real = tmp_path / "real.xlsx"
+    pd.DataFrame({"job": ["nurse"] * 200, "true": ["3211"] * 200}).to_excel(real, index=False)
+    truncated = tmp_path / "truncated.xlsx"
+    truncated.write_bytes(real.read_bytes()[: real.stat().st_size // 2])
+    wrong = tmp_path / "text.xlsx"
+    wrong.write_text("job,true\nnurse,3211\n")
+    return [garbage, truncated, wrong]
+
+
+def test_read_gold_corrupt_xlsx_is_an_input_error(tmp_path):
+    for path in _corrupt_xlsx(tmp_path):
+        with pytest.raises(InputError) as info:
+            read_gold(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
 # ------------------------------------------------------------------------------ the CLI
@@ -211,3 +369,74 @@ def test_evaluate_cli_unreadable_file_exit_2(tmp_path):
         result = CliRunner().invoke(cli, ["evaluate", str(path), "--column", "a", "--gold", "b"])
         assert result.exit_code == 2, result.output
         assert result.output.startswith("Error:") and len(result.output.strip().splitlines()) == 1
+
+
+def test_evaluate_cli_corrupt_xlsx_one_line_error(tmp_path):
+    for path in _corrupt_xlsx(tmp_path):
+        result = CliRunner().invoke(cli, ["evaluate", str(path), "--column", "job", "--gold", "true",
+                                          "--out", str(tmp_path / "r"), "--no-plots"])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("Error:") and len(result.output.strip().splitlines()) == 1, result.output
+        assert "Traceback" not in result.output and not isinstance(result.exception, UnboundLocalError)
+
+
+def test_evaluate_cli_description_and_accept_columns(small_model_dir, tmp_path):
+    path = tmp_path / "answers.csv"
+    pd.DataFrame({
+        "job": ["nurse", "bus driver", "software developer", "cleaner"],
+        "does": ["looks after patients", "drives buses", "writes code", "cleans offices"],
+        "where": ["hospital", "", "bank", "school"],
+        "final": ["3211", "8213", "2132", "9233"],
+        "coder_a": ["3211", "8213", "2132", "9233"],
+        "coder_b": ["1234", "8213", "2131", ""],
+    }).to_csv(path, index=False)
+    out = tmp_path / "report"
+    args = ["evaluate", str(path), "--column", "job", "--gold", "final", "--industry-column", "where",
+            "--description-column", "does", "--model-dir", str(small_model_dir), "--out", str(out),
+            "--no-plots", "--quiet"]
+    result = CliRunner().invoke(cli, [*args, "--accept-columns", "coder_a,coder_b", "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["columns"]["description"] == "does"
+    assert metrics["columns"]["accepted"] == ["coder_a", "coder_b"]
+    assert metrics["accepted"]["rows_with_other_codes"] == 2
+    assert metrics["accuracy"]["unit"]["top1"] >= metrics["gold_only"]["top1"]
+    pred = pd.read_csv(out / "predictions.csv", dtype=str, keep_default_na=False)
+    assert pred["description"].tolist()[0] == "looks after patients"
+    assert pred["accepted"].tolist() == ["3211 1234", "8213", "2132 2131", "9233"]
+    # The labelled test part starts with a "never tune on it" comment line: read past it.
+    commented = tmp_path / "answers-test.csv"
+    commented.write_text("# TEST PART: never tune on it\n" + path.read_text())
+    result = CliRunner().invoke(cli, [*args[:1], str(commented), *args[2:], "--accept-columns", "coder_a,coder_b",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 4
+    text = CliRunner().invoke(cli, [*args, "--accept-columns", "coder_a,coder_b"])
+    assert "counts as right" in text.output and "coder_a, coder_b" in text.output
+    bad = CliRunner().invoke(cli, [*args, "--accept-columns", "coder_a,nope"])
+    assert bad.exit_code == 2 and "no column 'nope'" in bad.output
+    bad = CliRunner().invoke(cli, [*args, "--description-column", "nope"])
+    assert bad.exit_code == 2 and "no column 'nope' (the description column)" in bad.output
+
+
+def test_evaluate_cli_escapes_formulas_in_predictions(small_model_dir, tmp_path):
+    path = tmp_path / "hostile.csv"
+    pd.DataFrame({"job": ["=HYPERLINK(\"http://x\")", "@SUM(1)", "nurse", "???"],
+                  "true": ["3211", "-9", "3211", ""]}).to_csv(path, index=False)
+    out = tmp_path / "r"
+    result = CliRunner().invoke(cli, ["evaluate", str(path), "--column", "job", "--gold", "true",
+                                      "--model-dir", str(small_model_dir), "--out", str(out), "--no-plots",
+                                      "--quiet"])
+    assert result.exit_code == 0, result.output
+    pred = pd.read_csv(out / "predictions.csv", dtype=str, keep_default_na=False)
+    assert pred["title"].tolist()[:2] == ["'=HYPERLINK(\"http://x\")", "'@SUM(1)"]
+    assert pred["code"].tolist()[3] == "-9"  # plain numbers are not escaped
+
+
+def test_evaluate_cli_says_when_the_threshold_sample_is_small(small_model_dir, gold_csv, tmp_path):
+    result = CliRunner().invoke(cli, [
+        "evaluate", str(gold_csv), "--column", "job", "--gold", "true", "--model-dir", str(small_model_dir),
+        "--out", str(tmp_path / "r"), "--no-plots", "--quiet", "--target-precision", "0.5",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "proposed from only 5 rows" in result.output
