@@ -21,17 +21,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .candidates import CandidateGenerator
+from .candidates import CandidateGenerator, feature_names
 from .index import IndexEntry, load_index
 from .rank import Ranker, choose_threshold, share_out
 from .schemes import load_scheme
-from .training import (LabelledAnswers, QueryMix, Queries, _Context, answer_queries, index_queries,
+from .stages import STAGES
+from .training import (LabelledAnswers, QueryMix, Queries, _Context, answer_queries, decided, index_queries,
                        load_answers, seen_sample, survey_weights)
 
 __all__ = ["Model", "build_model", "training_frame", "top1"]
 
 # Answers the threshold is chosen on, when there are at least this many.
 MIN_THRESHOLD_ANSWERS = 200
+ANSWER_KINDS = ("answer", "answer_title")
+# Query kinds the calibration is fitted on: what deployment sends (survey answers, and titles
+# the index does not hold). Seen index entries teach the ranker but are easier than any real
+# answer: calibrating on them would make confidences too high.
+CALIBRATION_KINDS = ("unseen", *ANSWER_KINDS)
 
 
 @dataclass
@@ -43,6 +49,9 @@ class Model:
     ranker: Ranker
     threshold: float
     info: dict = field(default_factory=dict)
+    # Auto-coding threshold per calibration group of the best candidate (`Candidates.groups`):
+    # each reaches the target precision on its own kind of query, so any mix of them does.
+    thresholds: dict = field(default_factory=dict)
 
 
 def _shipped_answers(scheme: str) -> LabelledAnswers | None:
@@ -51,7 +60,7 @@ def _shipped_answers(scheme: str) -> LabelledAnswers | None:
 
 def training_frame(
     scheme: str, entries: Sequence[IndexEntry], *, answers: LabelledAnswers | None = None,
-    folds: int = 4, seed: int = 0, mix: QueryMix = QueryMix(),
+    folds: int = 4, seed: int = 0, mix: QueryMix = QueryMix(), stages: Sequence[type] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(candidate rows, queries) for every training query, each coded by stages that never
@@ -89,12 +98,16 @@ def training_frame(
         queries.extend(index_queries([entries[i] for i in seen], scheme, "seen", mix, seed * 1000 + 2 * k + 1, context))
         if answers is not None:
             queries.extend(answer_queries(answers, answer_rows))
-        gen = CandidateGenerator(scheme).fit(kept, seed=seed)
+            queries.extend(answer_queries(answers, answer_rows, description=False))
+        # The learned stage sees the other folds' answers: each answer is judged by the
+        # decisions made on others, as a new answer will be.
+        known_answers = decided(answers, np.flatnonzero(answer_fold != k)) if answers is not None else []
+        gen = CandidateGenerator(scheme, stages=stages).fit(kept, seed=seed, decided=known_answers)
         cands = gen.generate(queries.titles, queries.industries, queries.descriptions)
         frame = cands.frame()
         truth = np.array(queries.truth)
         kind = np.array(queries.kind)
-        weight = np.where(kind == "answer", mix.answer_weight, 1.0)
+        weight = np.where(np.isin(kind, ANSWER_KINDS), mix.answer_weight, 1.0)
         qs = frame["q"].to_numpy()
         frame["code"] = gen.codes_[frame["code"].to_numpy()]  # fold-local number -> code string
         frame["label"] = frame["code"].to_numpy() == truth[qs]
@@ -104,7 +117,8 @@ def training_frame(
         frame["fold"] = k
         frames.append(frame)
         query_frames.append(pd.DataFrame({"q": np.arange(len(queries)) + offset, "kind": kind, "fold": k,
-                                          "truth": truth, "weight": weight}))
+                                          "truth": truth, "weight": weight, "title": queries.titles,
+                                          "industry": queries.industries, "description": queries.descriptions}))
         offset += len(queries)
         if progress:
             progress(f"fold {k + 1}/{folds}: {len(queries):,} queries in {time.perf_counter() - t0:.0f}s")
@@ -135,7 +149,7 @@ def build_model(
     scheme: str = "soc2000", *, exclude: Collection[str] = (),
     entries: Sequence[IndexEntry] | None = None, answers: LabelledAnswers | None | str = "shipped",
     folds: int = 4, seed: int = 0, mix: QueryMix = QueryMix(), precision: float = 0.95,
-    progress: Callable[[str], None] | None = None,
+    stages: Sequence[type] | None = None, progress: Callable[[str], None] | None = None,
 ) -> Model:
     """Build a model for ``scheme`` from the shipped index (and, for SOC2000, the shipped
     labelled answers).
@@ -151,6 +165,8 @@ def build_model(
         when the scheme is SOC2000, None uses none.
     mix
         How training queries are made (see `coder.training.QueryMix`).
+    stages
+        Stage classes to use instead of `coder.stages.STAGES` (ablations).
     precision
         Target precision of ``status="auto"``: the lowest threshold reaching it on
         out-of-fold survey answers (or, without enough of them, survey-like index queries).
@@ -165,10 +181,9 @@ def build_model(
     excluded = set(exclude)
     entries = [e for e in entries if e.uid not in excluded]
     frame, queries = training_frame(scheme, entries, answers=answers, folds=folds, seed=seed, mix=mix,
-                                    progress=progress)
-    from .candidates import FEATURES
-
-    X = frame[list(FEATURES)].to_numpy(np.float32)
+                                    stages=stages, progress=progress)
+    features = feature_names(STAGES if stages is None else stages)
+    X = frame[list(features)].to_numpy(np.float32)
     labels, weights = frame["label"].to_numpy(), frame["weight"].to_numpy()
     fold, q, groups = frame["fold"].to_numpy(), frame["q"].to_numpy(), frame["group"].to_numpy()
     out_of_fold = np.zeros(len(frame), np.float32)
@@ -180,16 +195,20 @@ def build_model(
     if progress:
         progress(f"ranker {folds + 1}/{folds + 1}")
     ranker = Ranker(random_state=seed).fit(X, labels, weights)
-    ranker.calibrate(out_of_fold, labels, groups, weights=weights)
-    top = top1(frame, out_of_fold, share_out(ranker.calibrated(out_of_fold, groups), q))
-    pick = "answer" if (queries["kind"] == "answer").sum() >= MIN_THRESHOLD_ANSWERS else "seen"
+    cal = frame["kind"].isin(CALIBRATION_KINDS).to_numpy()
+    if not cal.any():  # no unseen queries or answers (tiny test builds): calibrate on what there is
+        cal[:] = True
+    ranker.calibrate(out_of_fold[cal], labels[cal], q[cal], groups[cal], weights=weights[cal])
+    top = top1(frame, out_of_fold, share_out(ranker.calibrated(out_of_fold, q, groups), q))
+    pick = "answer" if (queries["kind"] == "answer").sum() >= MIN_THRESHOLD_ANSWERS else "unseen"
     chosen = top[top["kind"] == pick]
     # Queries no stage reached count as wrong: they stay in the precision curve as misses
     # only through coverage, so the threshold is chosen on the reached ones.
     threshold = choose_threshold(chosen["confidence"].to_numpy(), chosen["label"].to_numpy(), precision=precision)
+    thresholds = _group_thresholds(top[top["kind"].isin(CALIBRATION_KINDS)], precision, threshold)
     if progress:
         progress("fitting the shipped stages on every entry")
-    generator = CandidateGenerator(scheme).fit(entries, seed=seed)
+    generator = CandidateGenerator(scheme, stages=stages).fit(entries, seed=seed, decided=decided(answers))
     info = {
         "scheme": scheme,
         "entries": len(entries),
@@ -199,13 +218,30 @@ def build_model(
         "folds": folds,
         "seed": seed,
         "mix": mix.__dict__,
+        "stages": [cls.name for cls in (STAGES if stages is None else stages)],
         # Out-of-fold: every query coded by stages and a ranker that never saw its fold.
         "calibration": {
             "threshold": threshold,
             "target_precision": precision,
             "threshold_chosen_on": pick,
             **{kind: _summary(top, queries[queries["kind"] == kind], threshold)
-               for kind in ("unseen", "seen", "answer") if (queries["kind"] == kind).any()},
+               for kind in ("unseen", "seen", *ANSWER_KINDS) if (queries["kind"] == kind).any()},
         },
     }
-    return Model(scheme=scheme, generator=generator, ranker=ranker, threshold=threshold, info=info)
+    info["calibration"]["group_thresholds"] = {str(g): t for g, t in thresholds.items()}
+    return Model(scheme=scheme, generator=generator, ranker=ranker, threshold=threshold, info=info,
+                 thresholds=thresholds)
+
+
+def _group_thresholds(top: pd.DataFrame, precision: float, fallback: float, *, min_queries: int = 150) -> dict[int, float]:
+    """The lowest threshold reaching ``precision`` for each calibration group of best
+    candidates (``fallback`` where a group has too few queries to tell)."""
+    out = {}
+    base = top["group"].to_numpy()
+    for g in np.unique(base):
+        rows = top[base == g]
+        if len(rows) >= min_queries:
+            out[int(g)] = choose_threshold(rows["confidence"].to_numpy(), rows["label"].to_numpy(), precision=precision)
+        else:
+            out[int(g)] = fallback
+    return out

@@ -141,8 +141,11 @@ class CandidateGenerator:
         self.chunk = chunk
 
     # ------------------------------------------------------------------ fit
-    def fit(self, entries: Sequence[IndexEntry], *, seed: int = 0) -> "CandidateGenerator":
-        self.table_ = IndexTable(self.scheme).fit(entries)
+    def fit(self, entries: Sequence[IndexEntry], *, seed: int = 0,
+            decided: Sequence[tuple[tuple[str, str, str], str]] = ()) -> "CandidateGenerator":
+        """Fit the stages on index ``entries`` and coded answers ``decided`` ((title, industry,
+        description) normalised, code)."""
+        self.table_ = IndexTable(self.scheme).fit(entries, decided)
         self.stages_ = [cls().fit(self.table_, seed=seed) for cls in self.stages]
         self.features_ = feature_names(self.stages_)
         self.methods_ = tuple(stage.name for stage in self.stages_)
@@ -179,16 +182,17 @@ class CandidateGenerator:
         code_props: list[tuple[int, Proposals]] = []
         q_title = np.full(n, -1, np.int64)
         for s, stage in enumerate(self.stages_):
-            p = stage.propose(queries)
-            if p is None or len(p.q) == 0:
-                continue
-            if p.kind == "title":
-                title_props.append((s, p))
-                np.maximum.at(queries.best_title, p.q, p.score)
-                if p.exact:
-                    q_title[p.q] = p.target
-            else:
-                code_props.append((s, p))
+            made = stage.propose(queries)
+            for p in ([] if made is None else [made] if isinstance(made, Proposals) else made):
+                if len(p.q) == 0:
+                    continue
+                if p.kind == "title":
+                    title_props.append((s, p))
+                    np.maximum.at(queries.best_title, p.q, p.score)
+                    if p.exact:
+                        q_title[p.q] = p.target
+                else:
+                    code_props.append((s, p))
 
         # (query, title) pairs: best score, the stage that gave it (earliest on ties), and
         # every stage that proposed it (a bit each).
@@ -276,14 +280,18 @@ class CandidateGenerator:
         np.add.at(q_qualified, e_q[e_exact], e_qual[e_exact].astype(np.float32))
         q_ind_any = np.zeros(n, np.float32)
         np.maximum.at(q_ind_any, e_q[e_exact], e_context[e_exact])
-        safe = np.maximum(best_row, 0)
+        # Pairs with no entry rows (only code proposals) read the defaults below, never e_*[0].
+        safe = np.maximum(best_row, 0) if len(ent) else np.zeros(m, np.int64)
+        e_default_at = e_default[safe] if len(ent) else np.zeros(m, np.int8)
+        e_qual_at = e_qual[safe] if len(ent) else np.zeros(m, bool)
+        e_context_at = e_context[safe] if len(ent) else np.zeros(m, np.float32)
         base = {
             "sim": emax(t_sim[of]), "exact": exact_pair.astype(np.float32),
             "ind": emax(e_ind), "ind_desc": emax(e_ind_desc), "pair": pair_score,
             "n_pairs": np.bincount(e_pair, minlength=m).astype(np.float32),
-            "n_stages": np.array([bin(b).count("1") for b in bits.tolist()], np.float32),
-            "best_default": np.where(has_rows, e_default[safe], table.entry_default_[entry]).astype(np.float32),
-            "best_qualified": np.where(has_rows, e_qual[safe], table.entry_qualified_[entry]).astype(np.float32),
+            "n_stages": sum(((bits >> s) & 1) for s in range(len(self.stages_))).astype(np.float32),
+            "best_default": np.where(has_rows, e_default_at, table.entry_default_[entry]).astype(np.float32),
+            "best_qualified": np.where(has_rows, e_qual_at, table.entry_qualified_[entry]).astype(np.float32),
             "any_default_unqualified": emax((e_default > 0) & ~e_qual),
             "hit": emax(e_hit), "hit_plain": emax(e_exact & ~e_qual),
             "prior": table.prior_[pcode],
@@ -297,7 +305,7 @@ class CandidateGenerator:
             "vague_sim": vague_sim[pq],
             "q_title_qualified": (q_qualified / np.maximum(q_entries, 1.0))[pq], "q_ind_any": q_ind_any[pq],
         }
-        context_match = np.where(has_rows, (e_context[safe] >= CONTEXT_MATCH) & e_qual[safe], False)
+        context_match = has_rows & (e_context_at >= CONTEXT_MATCH) & e_qual_at
 
         # Drop candidates far down every list before the stages describe them.
         keep = (base["rank_pair"] <= self.keep_top) | (code_rank <= self.keep_top) | (base["hit"] > 0)

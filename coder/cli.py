@@ -31,23 +31,25 @@ def _progress(quiet: bool) -> Callable[[str], None] | None:
 @cli.command()
 @click.argument("title")
 @click.option("--industry", default=None, help="Employer or industry, if known.")
+@click.option("--description", default=None, help='What they mainly do in the job, if known.')
 @click.option("-k", "--top-k", "k", default=5, show_default=True, type=click.IntRange(1, 50),
               help="How many candidates to show.")
 @scheme_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @handle_errors
-def suggest(title: str, industry: str | None, k: int, scheme: str, as_json: bool) -> None:
+def suggest(title: str, industry: str | None, description: str | None, k: int, scheme: str, as_json: bool) -> None:
     """Show the top candidate codes for one TITLE."""
     from .engine import Coder
 
     coder = Coder.load(scheme, progress=echo_err)
-    result = coder.code(title, industry, k=k)
+    result = coder.code(title, industry, description, k=k)
     if as_json:
         import json
 
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    head = f"{title!r}" + (f"  [industry: {industry}]" if industry else "")
+    head = (f"{title!r}" + (f"  [industry: {industry}]" if industry else "")
+            + (f"  [does: {description}]" if description else ""))
     reason = f" - {result.reason}" if result.reason else ""
     click.echo(f"{head}\nstatus: {result.status}{reason}")
     if not result.candidates:
@@ -65,24 +67,29 @@ def suggest(title: str, industry: str | None, k: int, scheme: str, as_json: bool
 @click.option("--scheme", "schemes", multiple=True, default=("soc2000",), show_default=True,
               help="Scheme(s) to build; repeat the option, or use 'all'.")
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
-              help="Where to write models (default: models/ in a checkout, else a user cache).")
+              help="Where to write models (default: $CODER_MODEL_DIR, else a per-user cache).")
 @click.option("--quiet", is_flag=True, help="No progress messages.")
 @handle_errors
 def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool) -> None:
     """(Re)build model files from the shipped data, with a manifest beside each."""
+    import time
+
     from .build import build_model
-    from .store import model_files, save_model
     from .schemes import load_scheme
+    from .store import build_lock, save_model
 
     names = SCHEMES if "all" in schemes else tuple(load_scheme(s).name for s in schemes)
     for name in names:
-        model = build_model(name, progress=_progress(quiet))
-        path = save_model(model, model_dir)
+        with build_lock(name, model_dir):
+            started = time.perf_counter()
+            model = build_model(name, progress=_progress(quiet))
+            path = save_model(model, model_dir, build_seconds=round(time.perf_counter() - started, 1))
         cal = model.info["calibration"]
+        basis = cal[cal["threshold_chosen_on"]]
         click.echo(
-            f"{name}: wrote {path} and {model_files(name, model_dir)[1].name} "
-            f"(calibration top-1 {cal['top1']:.3f}, auto threshold {cal['threshold']:.3f} "
-            f"covers {cal['auto_coverage']:.1%} at precision {cal['auto_precision'] or 0:.3f})"
+            f"{name}: wrote {path.parent} in {time.perf_counter() - started:.0f}s (auto threshold "
+            f"{cal['threshold']:.3f}: on out-of-fold {cal['threshold_chosen_on']} queries, top-1 {basis['top1']:.3f}, "
+            f"auto {basis['auto_coverage']:.1%} at precision {basis['auto_precision'] or 0:.3f})"
         )
 
 

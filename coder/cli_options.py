@@ -15,7 +15,7 @@ import click
 from .errors import CoderError
 from .schemes import SCHEMES
 
-__all__ = ["scheme_option", "description_option", "handle_errors", "echo_err", "UserError"]
+__all__ = ["scheme_option", "handle_errors", "echo_err", "UserError"]
 
 scheme_option = click.option(
     "--scheme", default="soc2000", show_default=True,

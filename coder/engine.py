@@ -7,22 +7,25 @@ import math
 import re
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from .answer import read_answer
 from .build import Model
 from .candidates import CandidateGenerator
-from .errors import Reason
+from .errors import InputError, Reason
 from .normalise import normalise
-from .results import Candidate, Result
+from .results import Candidate, Decided, Result
 from .schemes import Scheme, load_scheme
 from .store import load_model
 
-__all__ = ["Coder", "screen", "MAX_TITLE_CHARS", "MISSING_MARKERS"]
+__all__ = ["Coder", "Decisions", "screen", "MAX_TITLE_CHARS", "MISSING_MARKERS"]
+
+Key = tuple[str, str, str]  # an answer as read: (title, industry, description), normalised
 
 MAX_TITLE_CHARS = 1000
 # Literal missing-value markers that survey exports write into text cells (compared after
@@ -84,6 +87,21 @@ def _text(value: object) -> str | None:
     return None if _is_missing(value) else str(value)
 
 
+@runtime_checkable
+class Decisions(Protocol):
+    """What `Coder` needs from a store of coders' decisions (`coder.decisions.DecisionStore`)."""
+
+    def lookup(self, scheme: str, keys: Sequence[Key]) -> Mapping[Key, Decided]:
+        """The decision for each of ``keys`` that has one."""
+
+    def decided(self, scheme: str) -> Iterable[tuple[Key, str]]:
+        """Every decided answer of ``scheme`` with its (majority) code."""
+
+    def record(self, scheme: str, answer: tuple[str, str | None, str | None], key: Key, code: str, *,
+               who: str = "", source: str = "clerical") -> Decided:
+        """Store one decision on the raw ``answer`` (read as ``key``); the answer's decision now."""
+
+
 @dataclass(frozen=True)
 class _Coded:
     """What the cache keeps for one distinct answer: everything but the status, which
@@ -92,6 +110,7 @@ class _Coded:
     candidates: tuple[Candidate, ...]
     vague: bool
     resolved: bool  # the context chose the top candidate's entry
+    group: int  # calibration group of the top candidate (which threshold applies)
     title: str
     industry: str
     description: str
@@ -110,27 +129,59 @@ class Coder:
     """
 
     def __init__(self, model: Model, *, threshold: float | None = None, cache_size: int = 50_000,
-                 missing_markers: Iterable[str] = MISSING_MARKERS):
+                 missing_markers: Iterable[str] = MISSING_MARKERS, decisions: Decisions | None = None):
         self.model = model
         self.scheme_name = model.scheme
         self.scheme: Scheme = load_scheme(model.scheme)
-        self.threshold = float(model.threshold if threshold is None else threshold)
+        self._threshold = None if threshold is None else float(threshold)
         self.missing_markers = frozenset(m.strip().casefold() for m in missing_markers)
         self._cache: OrderedDict[tuple[str, str, str, int], _Coded] = OrderedDict()
         self._cache_size = cache_size
+        self.decisions = decisions
+        if decisions is not None:
+            learned = self._learned_stage()
+            for key, code in decisions.decided(self.scheme_name):
+                if learned is not None:
+                    learned.add(key, code)
 
     @classmethod
     def load(cls, scheme: str = "soc2000", *, model_dir: str | Path | None = None,
              threshold: float | None = None, build: bool = True, cache_size: int = 50_000,
-             progress: Callable[[str], None] | None = None) -> "Coder":
+             decisions: Decisions | None = None, progress: Callable[[str], None] | None = None) -> "Coder":
         """Load (building first if missing or stale) the model for ``scheme``.
 
-        ``threshold`` overrides the model's calibrated auto-coding threshold; ``cache_size``
-        bounds the memo of coded answers. A `Coder` is not thread-safe: use one per thread,
-        or serialise calls (as the HTTP service does).
+        ``threshold`` replaces the model's calibrated auto-coding thresholds (one per kind of
+        answer: index hit or not, with a description or not) by one number; ``cache_size``
+        bounds the memo of coded answers; ``decisions`` is a store of coders' decisions (an
+        answer decided before gets its decided code, method ``learned``; similar answers get
+        it as evidence). A `Coder` is not thread-safe: use one per thread, or serialise calls
+        (as the HTTP service does).
         """
         return cls(load_model(scheme, model_dir, build=build, progress=progress),
-                   threshold=threshold, cache_size=cache_size)
+                   threshold=threshold, cache_size=cache_size, decisions=decisions)
+
+    def learn(self, title: object, industry: object = None, description: object = None, *, code: str,
+              who: str = "", source: str = "clerical") -> Decided:
+        """Record that this answer is ``code`` (in the decision store, if any) and use it at
+        once: the same answer comes back with that code, similar answers weigh it."""
+        code = str(code).strip()
+        if code not in self.scheme:
+            raise InputError(f"{code!r} is not a {self.scheme_name} unit group")
+        text = _text(title)
+        if text is None or screen(text, self.missing_markers) is not None:
+            raise InputError("a decision needs a job title")
+        ind, desc = self._context(industry), self._context(description)
+        read = read_answer(text, ind, desc)
+        key = (read.title, read.industry, read.description)
+        if self.decisions is not None:
+            decided = self.decisions.record(self.scheme_name, (text, ind, desc), key, code, who=who, source=source)
+        else:
+            decided = Decided(code, 1, 1, who, "", source)
+        learned = self._learned_stage()
+        if learned is not None:
+            learned.add(key, code)
+        self._cache.clear()  # similar answers may change too
+        return decided
 
     @property
     def generator(self) -> CandidateGenerator:
@@ -190,6 +241,9 @@ class Coder:
         for key, value in zip(missing, self._code_distinct(missing, k)):
             coded[key] = value
             self._remember((*key, k), value)
+        if self.decisions is not None and todo:
+            for key, decided in self.decisions.lookup(self.scheme_name, list(todo)).items():
+                coded[key] = self._with_decision(coded[key], decided, k)
         for key, rows in todo.items():
             value = coded[key]
             status, reason = self._status(value)
@@ -201,6 +255,23 @@ class Coder:
         return results  # type: ignore[return-value]
 
     # ------------------------------------------------------------ internals
+    def _learned_stage(self):
+        return next((s for s in self.generator.stages_ if getattr(s, "name", "") == "learned"), None)
+
+    def _with_decision(self, coded: _Coded, decided: Decided, k: int) -> _Coded:
+        """The coding of an answer coders decided before: their code first (method
+        ``learned``, confidence the share of decisions that gave it), then the model's others."""
+        first = Candidate(code=decided.code, title=self.scheme.title(decided.code) or "",
+                          confidence=round(decided.share, 4), method="learned", matched_entry=decided.describe())
+        rest = tuple(c for c in coded.candidates if c.code != decided.code)[: k - 1]
+        others = max(0.0, 1.0 - decided.share)
+        total = sum(c.confidence for c in rest)
+        if total > others:  # keep the candidates' probabilities summing to at most 1
+            rest = tuple(Candidate(c.code, c.title, round(c.confidence * others / total, 4), c.method, c.matched_entry)
+                         for c in rest)
+        return _Coded((first, *rest), vague=False, resolved=True, group=-1, title=coded.title,
+                      industry=coded.industry, description=coded.description)
+
     def _context(self, value: object) -> str | None:
         """Industry or description text as given, or None when it says nothing."""
         text = _text(value)
@@ -214,9 +285,29 @@ class Coder:
             return "uncodable", Reason.NO_MATCH
         if coded.vague and not coded.resolved:
             return "refer", Reason.VAGUE
-        if coded.candidates[0].confidence >= self.threshold:
+        if coded.group == -1:  # coders decided this answer: their majority code stands
+            return ("auto", Reason.NONE) if coded.candidates[0].confidence > 0.5 else ("refer", Reason.CONFLICTING_DECISIONS)
+        if coded.candidates[0].confidence >= self.threshold_for(coded.group):
             return "auto", Reason.NONE
         return "refer", Reason.LOW_CONFIDENCE
+
+    @property
+    def threshold(self) -> float:
+        """The auto-coding threshold: the one set on this coder, else the model's (chosen on
+        survey answers; the model also keeps one per kind of answer, see `threshold_for`)."""
+        return self.model.threshold if self._threshold is None else self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        """Set one threshold for every answer (None: back to the model's own)."""
+        self._threshold = None if value is None else float(value)
+
+    def threshold_for(self, group: int) -> float:
+        """The auto-coding threshold for a best candidate in calibration ``group``: the one set
+        on this coder, else the model's for that kind of answer."""
+        if self._threshold is not None:
+            return self._threshold
+        return float(self.model.thresholds.get(group, self.model.threshold))
 
     def _remember(self, key: tuple[str, str, str, int], value: _Coded) -> None:
         self._cache[key] = value
@@ -228,13 +319,15 @@ class Coder:
             return []
         gen = self.generator
         cands = gen.generate([t for t, _, _ in keys], [c for _, c, _ in keys], [d for _, _, d in keys])
-        raw, conf = self.model.ranker.score(cands.X, cands.q, cands.groups())
+        groups = cands.groups()
+        raw, conf = self.model.ranker.score(cands.X, cands.q, groups)
         order = np.lexsort((-raw, cands.q))
         q = cands.q[order]
         codes = gen.codes_[cands.code[order]]
         entries = cands.entry[order]
         methods = np.asarray(cands.methods)[cands.method[order]]
         matched = cands.context_match[order]
+        groups = groups[order]
         conf = conf[order]
         starts = np.searchsorted(q, np.arange(len(keys) + 1))
         out = []
@@ -251,5 +344,5 @@ class Coder:
                 for j in range(lo, hi)
             )
             out.append(_Coded(candidates, bool(cands.vague[i]), hi > lo and bool(matched[lo]),
-                              title, industry, description))
+                              int(groups[lo]) if hi > lo else 0, title, industry, description))
         return out

@@ -51,6 +51,7 @@ class Reason(str, Enum):
     NO_MATCH = "no similar title in the coding index"
     VAGUE = "title too vague to code without more detail (index: see notes)"
     LOW_CONFIDENCE = "confidence below the auto-coding threshold"
+    CONFLICTING_DECISIONS = "coders decided this answer differently: no majority"
 
     def __str__(self) -> str:
         return self.value

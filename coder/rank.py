@@ -100,12 +100,25 @@ class Ranker:
         total = np.bincount(q, weights=p)[q]
         return (p / np.maximum(total, 1.0)).astype(np.float32)
 
-    def calibrate(self, scores: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
+    @staticmethod
+    def _cal_groups(raw: np.ndarray, q: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+        """Calibration group of each row: the caller's group, split into each query's top
+        candidate and the rest. The confidence shown for the best code (which decides
+        auto-coding) is then fitted on best codes only."""
+        base = np.zeros(len(raw), np.int64) if groups is None else np.asarray(groups, np.int64)
+        if len(raw) == 0:
+            return base
+        top = np.full(int(q.max()) + 1, -np.inf)
+        np.maximum.at(top, q, raw)
+        return 2 * base + (raw >= top[q])
+
+    def calibrate(self, scores: np.ndarray, labels: np.ndarray, q: np.ndarray, groups: np.ndarray | None = None,
                   *, weights: np.ndarray | None = None, min_rows: int = 200) -> "Ranker":
-        """Fit score -> probability maps (one per group, plus a pooled one for groups too small
-        to fit) on rows the ranker was not trained on."""
+        """Fit score -> probability maps on rows the ranker was not trained on: one per group
+        (the caller's ``groups`` x top candidate or not), plus a pooled one for groups too
+        small to fit."""
         labels = np.asarray(labels, np.float32)
-        groups = np.zeros(len(scores), np.int64) if groups is None else np.asarray(groups, np.int64)
+        groups = self._cal_groups(np.asarray(scores), np.asarray(q), groups)
         weights = np.ones(len(scores)) if weights is None else np.asarray(weights, np.float64)
 
         def fit(mask: np.ndarray) -> IsotonicRegression:
@@ -118,11 +131,11 @@ class Ranker:
                 self.calibrators_[int(g)] = fit(groups == g)
         return self
 
-    def calibrated(self, raw: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
-        """Probabilities for raw scores of rows in calibration ``groups``."""
+    def calibrated(self, raw: np.ndarray, q: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities for raw scores of rows of queries ``q`` in calibration ``groups``."""
         if not self.calibrators_ or len(raw) == 0:
             return raw
-        groups = np.zeros(len(raw), np.int64) if groups is None else np.asarray(groups, np.int64)
+        groups = self._cal_groups(raw, np.asarray(q), groups)
         out = np.empty(len(raw), np.float32)
         for g in np.unique(groups):
             mask = groups == g
@@ -134,7 +147,7 @@ class Ranker:
         a step function and would tie codes the ranker tells apart. A query's calibrated
         probabilities are scaled down where they sum to more than 1: only one code is right."""
         raw = self.raw_scores(X, q)
-        return raw, share_out(self.calibrated(raw, groups), q)
+        return raw, share_out(self.calibrated(raw, q, groups), q)
 
 
 def share_out(conf: np.ndarray, q: np.ndarray) -> np.ndarray:

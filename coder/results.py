@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from .schemes import MISSING_CODE
 
-__all__ = ["Candidate", "Result", "STATUSES"]
+__all__ = ["Candidate", "Decided", "Result", "STATUSES"]
 
 STATUSES = ("auto", "refer", "uncodable")
 
@@ -25,6 +25,30 @@ class Candidate:
     confidence: float
     method: str
     matched_entry: str
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What coders decided for one answer (as read): the majority code, how many decisions
+    gave it out of how many, and the provenance of the latest of them."""
+
+    code: str
+    votes: int
+    total: int
+    who: str = ""
+    when: str = ""
+    source: str = ""
+
+    @property
+    def share(self) -> float:
+        return self.votes / self.total if self.total else 0.0
+
+    def describe(self) -> str:
+        """How the decision is quoted in place of an index entry."""
+        who = f" by {self.who}" if self.who else ""
+        when = f" on {self.when[:10]}" if self.when else ""
+        votes = f"; {self.votes} of {self.total} decisions" if self.total > 1 else ""
+        return f"decided{who}{when} ({self.source or 'decision'}{votes})"
 
 
 @dataclass(frozen=True)

@@ -178,14 +178,16 @@ def save_model(model, directory: str | Path | None = None, *, options: dict | No
 
 
 def ensure_built(scheme: str, directory: str | Path | None = None, *,
-                 progress: Callable[[str], None] | None = None, builder: Callable[[], object] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, builder: Callable[[], object] | None = None,
+                 options: dict | None = None) -> None:
     """Build and publish the model for ``scheme`` unless a current one exists; a second
     process asking at the same time waits for the first build instead of repeating it.
-    ``builder`` replaces the default full build (small test models)."""
-    if stale_reason(scheme, directory) is None:
+    ``builder`` (with ``options`` naming what it builds, part of the key) replaces the
+    default full build: small test models."""
+    if stale_reason(scheme, directory, options=options) is None:
         return
     with build_lock(scheme, directory):
-        reason = stale_reason(scheme, directory)
+        reason = stale_reason(scheme, directory, options=options)
         if reason is None:  # another process built it while we waited
             return
         from .build import build_model
@@ -195,7 +197,7 @@ def ensure_built(scheme: str, directory: str | Path | None = None, *,
             progress(f"building the {scheme} model ({reason}); this happens once")
         started = time.perf_counter()
         model = builder() if builder is not None else build_model(scheme, progress=progress)
-        save_model(model, directory, build_seconds=round(time.perf_counter() - started, 1))
+        save_model(model, directory, options=options, build_seconds=round(time.perf_counter() - started, 1))
 
 
 def load_model(scheme: str = "soc2000", directory: str | Path | None = None, *,

@@ -40,8 +40,13 @@ class IndexTable:
     def __init__(self, scheme: str):
         self.scheme = load_scheme(scheme).name
 
-    def fit(self, entries: Sequence[IndexEntry]) -> "IndexTable":
+    def fit(self, entries: Sequence[IndexEntry],
+            decided: Sequence[tuple[tuple[str, str, str], str]] = ()) -> "IndexTable":
+        """Lay out ``entries``; ``decided`` are coded answers the stages may learn from:
+        ((title, industry, description) normalised, code)."""
         self.entries = list(entries)  # for stages' fit only; not pickled
+        self.decided_keys = [key for key, _ in decided]
+        self.decided_codes = [code for _, code in decided]
         self.entry_title_norm_ = [normalise(e.natural) for e in entries]
         self.entry_qual_norm_ = [normalise(f"{e.add} {e.ind}") for e in entries]
         codes = [e.code(self.scheme) for e in entries]
@@ -95,6 +100,6 @@ class IndexTable:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for name in ("entries", "entry_title_norm_", "entry_qual_norm_", "docs_"):
+        for name in ("entries", "entry_title_norm_", "entry_qual_norm_", "docs_", "decided_keys", "decided_codes"):
             state.pop(name, None)  # needed while stages fit, not to code
         return state

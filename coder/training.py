@@ -10,6 +10,8 @@ Three kinds, each with the truth the index or a coder gave it:
             industry, often with what they mainly do, sometimes mistyped.
 ``answer``  real survey answers coded by two clerical coders (the learn part of the labelled
             set, `data/survey_answers_learn.csv`; the test part is never shipped).
+``answer_title``  the same answers without their description: survey answers that come with
+            a title and an industry only.
 
 Borrowed industries and descriptions come from entries and answers whose code lies in the
 same minor group, so context looks like what goes with such a job; unit-group tasks
@@ -33,7 +35,7 @@ from .index import IndexEntry
 from .normalise import normalise
 from .schemes import load_scheme, soc90_codebook_counts
 
-__all__ = ["QueryMix", "Queries", "LabelledAnswers", "load_answers", "index_queries", "answer_queries",
+__all__ = ["QueryMix", "Queries", "LabelledAnswers", "load_answers", "index_queries", "answer_queries", "decided",
            "survey_weights", "ANSWERS_FILE"]
 
 ANSWERS_FILE = "survey_answers_learn.csv"
@@ -55,7 +57,7 @@ class QueryMix:
     seen_share: float = 0.5
     seen_context: float = 0.9
     seen_description: float = 0.6
-    answer_weight: float = 4.0
+    answer_weight: float = 10.0
 
 
 CLEAN = QueryMix(typo=0.0, add_context=0.0, seen_context=0.0, seen_description=0.0)
@@ -205,16 +207,29 @@ def index_queries(entries: Sequence[IndexEntry], scheme: str, kind: str, mix: Qu
     return out
 
 
-def answer_queries(answers: LabelledAnswers, rows: Sequence[int]) -> Queries:
-    """Labelled answers as queries, read the way `Coder` reads them."""
+def answer_queries(answers: LabelledAnswers, rows: Sequence[int], *, description: bool = True) -> Queries:
+    """Labelled answers as queries, read the way `Coder` reads them (kind ``answer``, or
+    ``answer_title`` without the description)."""
     out = Queries()
     for i in rows:
-        read = read_answer(answers.titles[i], answers.industries[i], answers.descriptions[i])
+        read = read_answer(answers.titles[i], answers.industries[i], answers.descriptions[i] if description else None)
         out.titles.append(read.title)
         out.industries.append(read.industry)
         out.descriptions.append(read.description)
         out.truth.append(answers.codes[i])
-        out.kind.append("answer")
+        out.kind.append("answer" if description else "answer_title")
+    return out
+
+
+def decided(answers: LabelledAnswers | None, rows: Sequence[int] | None = None) -> list[tuple[tuple[str, str, str], str]]:
+    """Labelled answers (``rows`` of them, default all) as the learned stage's decisions:
+    ((title, industry, description) as `Coder` reads them, code)."""
+    if answers is None:
+        return []
+    out = []
+    for i in range(len(answers)) if rows is None else rows:
+        read = read_answer(answers.titles[i], answers.industries[i], answers.descriptions[i])
+        out.append(((read.title, read.industry, read.description), answers.codes[i]))
     return out
 
 

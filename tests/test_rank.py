@@ -32,7 +32,7 @@ def test_scores_never_claim_more_than_one_per_query(fitted):
 def test_calibration_is_monotone_and_bounded(fitted):
     ranker, X, y = fitted
     q = np.arange(len(X))
-    ranker.calibrate(ranker.raw_scores(X, q), y)
+    ranker.calibrate(ranker.raw_scores(X, q), y, q)
     conf = ranker.score(X, q)[1]
     order = np.argsort(ranker.raw_scores(X, q))
     assert (np.diff(conf[order]) >= -1e-6).all()
@@ -60,20 +60,35 @@ def test_groups_are_calibrated_separately():
     labels = np.where(group == 1, rng.random(n) < 0.9, rng.random(n) < 0.3)
     ranker = Ranker(max_iter=5).fit(X, labels)
     scores = np.full(n, 0.5, np.float32)
-    ranker.calibrate(scores, labels, group)
-    conf = ranker.calibrated(scores, group)
+    q = np.arange(n)  # one candidate per query: every row is its query's top
+    ranker.calibrate(scores, labels, q, group)
+    conf = ranker.calibrated(scores, q, group)
     assert conf[group == 1].mean() == pytest.approx(0.9, abs=0.03)
     assert conf[group == 0].mean() == pytest.approx(0.3, abs=0.03)
     # A group too small to fit falls back to the pooled calibration.
-    pooled = Ranker(max_iter=5).fit(X, labels).calibrate(scores, labels, group, min_rows=10**6)
-    assert pooled.calibrated(scores[:4], group[:4]) == pytest.approx([0.6] * 4, abs=0.03)
+    pooled = Ranker(max_iter=5).fit(X, labels).calibrate(scores, labels, q, group, min_rows=10**6)
+    assert pooled.calibrated(scores[:4], q[:4], group[:4]) == pytest.approx([0.6] * 4, abs=0.03)
+
+
+def test_best_candidates_are_calibrated_apart_from_the_rest():
+    # At the same score, a query's best code is right 80% of the time, a runner-up 10%.
+    rng = np.random.default_rng(2)
+    n = 3000
+    q = np.repeat(np.arange(n), 2)
+    scores = np.tile(np.array([0.5, 0.4], np.float32), n)
+    labels = np.where(np.arange(2 * n) % 2 == 0, rng.random(2 * n) < 0.8, rng.random(2 * n) < 0.1)
+    ranker = Ranker(max_iter=2).fit(np.zeros((2 * n, 1), np.float32), labels)
+    ranker.calibrate(scores, labels, q)
+    conf = ranker.calibrated(scores, q)
+    assert conf[::2].mean() == pytest.approx(0.8, abs=0.03)
+    assert conf[1::2].mean() == pytest.approx(0.1, abs=0.03)
 
 
 def test_calibration_weights_count():
     # Weighted rows count as many: 1 right row of weight 3 against 1 wrong row is 75% right.
     ranker = Ranker(max_iter=2).fit(np.zeros((4, 1), np.float32), np.array([0, 1, 0, 1], bool))
-    ranker.calibrate(np.full(2, 0.5, np.float32), np.array([1, 0]), weights=np.array([3.0, 1.0]))
-    assert ranker.calibrated(np.array([0.5], np.float32)) == pytest.approx([0.75])
+    ranker.calibrate(np.full(2, 0.5, np.float32), np.array([1, 0]), np.array([0, 1]), weights=np.array([3.0, 1.0]))
+    assert ranker.calibrated(np.array([0.5], np.float32), np.array([0])) == pytest.approx([0.75])
 
 
 def test_candidate_confidences_never_sum_past_one():

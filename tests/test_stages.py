@@ -72,8 +72,11 @@ def test_exact_stage(table):
     stage = ExactStage().fit(table)
     found = stage.find(["nurse", "nurse staff", ""])
     assert [table.titles_[i] if i >= 0 else None for i in found] == ["nurse", None, None]
-    props = stage.propose(Queries(["nurse", "zzz"], ["", ""], ["", ""], table))
-    assert props.exact and props.kind == "title" and props.q.tolist() == [0]
+    exact, endings = stage.propose(Queries(["nurse", "zzz", "hospital staff nurse"], ["", "", ""], ["", "", ""], table))
+    assert exact.exact and exact.kind == "title" and exact.q.tolist() == [0]
+    # A title the index lacks but ends in one it holds: proposed, not claimed as its own.
+    assert not endings.exact and endings.q.tolist() == [2]
+    assert table.titles_[endings.target[0]] == "staff nurse" and endings.score[0] == pytest.approx(2 / 3)
 
 
 def test_exact_stage_finds_compounds_split_or_joined():
@@ -181,8 +184,8 @@ def test_every_stage_follows_the_protocol(table):
     for cls in STAGES:
         stage = cls().fit(table, seed=0)
         assert isinstance(stage, Stage) and stage.name and isinstance(stage.FEATURES, tuple)
-        props = stage.propose(queries)
-        if props is not None:
+        made = stage.propose(queries)
+        for props in [] if made is None else [made] if isinstance(made, Proposals) else made:
             assert isinstance(props, Proposals) and props.kind in ("title", "code")
             assert len(props.q) == len(props.target) == len(props.score)
             assert ((props.score >= -1e-6) & (props.score <= 1 + 1e-6)).all()
@@ -221,6 +224,13 @@ def test_adding_a_stage_is_one_line():
     shouted = frame[(frame.q == 0) & (frame.code == 0)]
     assert shouted.iloc[0]["method"] == "shout" and shouted.iloc[0]["shout"] == 1.0
     assert (frame.loc[frame.q == 1, "method"] != "shout").all()
+
+
+def test_code_proposals_without_any_title_match():
+    # A query no title stage matches, but a code stage proposes for ("E", "x"): no entry rows.
+    gen = CandidateGenerator("soc2000").fit(tiny_entries())
+    cands = gen.generate(["e", "x", "zzzz qqq"], ["", "", ""])
+    assert len(cands.q) == len(cands.X) and np.isfinite(cands.X).all()
 
 
 def test_feature_names_must_not_clash():

@@ -15,6 +15,8 @@ from .classifier import ClassifierStage
 from .description import DescriptionStage
 from .exact import ExactStage
 from .fuzzy import FuzzyStage
+from .learned import LearnedStage
+from .semantic import SemanticStage
 from .tfidf import TfidfStage
 from .wordcode import WordCodeStage
 
@@ -27,4 +29,6 @@ STAGES: tuple[type[Stage], ...] = (
     ClassifierStage,
     WordCodeStage,
     DescriptionStage,
+    SemanticStage,
+    LearnedStage,
 )

@@ -236,8 +236,9 @@ class Stage(Protocol):
     def fit(self, table: "IndexTable", *, seed: int = 0) -> "Stage":
         """Learn from the index table (``seed`` fixes any randomness)."""
 
-    def propose(self, queries: Queries) -> Proposals | None:
-        """Candidates for the batch, or None when the stage only describes."""
+    def propose(self, queries: Queries) -> Proposals | Sequence[Proposals] | None:
+        """Candidates for the batch (one or several `Proposals`), or None when the stage only
+        describes."""
 
     def features(self, queries: Queries, pairs: Pairs) -> dict[str, np.ndarray]:
         """One float32 array per name in ``FEATURES``, aligned with the pair rows."""

@@ -25,21 +25,40 @@ from .tfidf import TfidfRetriever
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
 
-__all__ = ["DescriptionStage", "code_documents"]
+__all__ = ["DescriptionStage", "code_documents", "code_summaries"]
 
 DESCRIPTIONS_FILE = "soc2020_volume1_descriptions.csv"
 _MAX_PHRASE = 5
 
 
-def _volume1() -> dict[str, str]:
-    """SOC2020 unit group -> its description, tasks and related job titles as one text."""
+def _volume1(fields: tuple[str, ...] = ("title", "description", "tasks", "related_job_titles")) -> dict[str, str]:
+    """SOC2020 unit group -> the given fields of its Volume 1 entry as one text."""
     out = {}
     with open(data_path(DESCRIPTIONS_FILE), encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             if row["unit"]:
-                text = " ".join(row[k] for k in ("title", "description", "tasks", "related_job_titles"))
-                out[row["unit"]] = text.replace("~", " ")
+                out[row["unit"]] = " ".join(row[k] for k in fields).replace("~", " ")
     return out
+
+
+def _groups_of(table: "IndexTable") -> list[list[str]]:
+    """Per code of ``table``: the SOC2020 unit groups holding at least a fifth of its entries."""
+    soc2020: list[Counter] = [Counter() for _ in range(table.n_codes)]
+    for e, code in zip(table.entries, table.entry_code_):
+        if code >= 0 and e.code("soc2020"):
+            soc2020[code][e.code("soc2020")] += 1
+    out = []
+    for counts in soc2020:
+        total = sum(counts.values())
+        out.append(sorted(g for g, n in counts.items() if n >= 0.2 * total))
+    return out
+
+
+def code_summaries(table: "IndexTable") -> list[str]:
+    """One short text per code: the title and one-paragraph description of its SOC2020 unit
+    groups (what an embedding of a whole task list would blur)."""
+    volume1 = _volume1(("title", "description"))
+    return [" ".join(volume1.get(g, "") for g in groups) for groups in _groups_of(table)]
 
 
 def code_documents(table: "IndexTable") -> list[str]:
@@ -47,19 +66,11 @@ def code_documents(table: "IndexTable") -> list[str]:
     the SOC2020 unit groups that hold at least a fifth of its entries."""
     volume1 = _volume1()
     titles: list[set[str]] = [set() for _ in range(table.n_codes)]
-    soc2020: list[Counter] = [Counter() for _ in range(table.n_codes)]
-    for e, code, title in zip(table.entries, table.entry_code_, table.entry_title_norm_):
+    for code, title in zip(table.entry_code_, table.entry_title_norm_):
         if code >= 0:
             titles[code].add(title)
-            if e.code("soc2020"):
-                soc2020[code][e.code("soc2020")] += 1
-    docs = []
-    for code in range(table.n_codes):
-        total = sum(soc2020[code].values())
-        groups = sorted(g for g, n in soc2020[code].items() if n >= 0.2 * total)
-        text = " ".join(volume1.get(g, "") for g in groups)
-        docs.append(" ".join(sorted(titles[code])) + " " + normalise(text))
-    return docs
+    return [" ".join(sorted(titles[code])) + " " + normalise(" ".join(volume1.get(g, "") for g in groups))
+            for code, groups in enumerate(_groups_of(table))]
 
 
 class DescriptionStage:
@@ -67,12 +78,13 @@ class DescriptionStage:
 
     Proposes the codes of index titles the description contains or is nearest to. Features:
     ``d_phrase`` (words in the longest index title of the code found in the description),
+    ``d_whole`` (the whole description is an index title of the code: "Cashier"),
     ``d_title`` (cosine of the description with the code's nearest index title),
     ``d_code`` (cosine with the code's text). All 0 without a description.
     """
 
     name = "description"
-    FEATURES = ("d_phrase", "d_title", "d_code")
+    FEATURES = ("d_phrase", "d_whole", "d_title", "d_code")
 
     def __init__(self, *, k: int = 5):
         self.k = k
@@ -139,13 +151,18 @@ class DescriptionStage:
             return out
         # (query, code) -> value, as sparse matrices, then read at the pair rows.
         shape = (queries.n, self.n_codes_)
-        pq, pc, pv = [], [], []
+        pq, pc, pv, wq, wc = [], [], [], [], []
         for r, found in zip(rows, phrases):
+            n_words = len(queries.descriptions[r].split())
             for title, words in found:
                 pq.append(r)
                 pc.append(self.title_code_[title])
                 pv.append(words)
+                if words == n_words:
+                    wq.append(r)
+                    wc.append(self.title_code_[title])
         phrase = _max_matrix(pq, pc, pv, shape)
+        whole = _max_matrix(wq, wc, np.ones(len(wq)), shape)
         tq = np.repeat(rows, top.idx.shape[1])
         tt = top.idx.ravel()
         ok = (tt >= 0)
@@ -153,6 +170,7 @@ class DescriptionStage:
         title = _max_matrix(tq[ok], self.title_code_[tt[ok]], top.score.ravel()[ok], shape)
         code_cos = (queries.vectors("description") @ self.code_docs_t_).tocsr()
         out["d_phrase"] = np.asarray(phrase[pairs.q, pairs.code], np.float32).ravel()
+        out["d_whole"] = np.asarray(whole[pairs.q, pairs.code], np.float32).ravel()
         out["d_title"] = np.asarray(title[pairs.q, pairs.code], np.float32).ravel()
         out["d_code"] = np.asarray(code_cos[pairs.q, pairs.code], np.float32).ravel()
         return out

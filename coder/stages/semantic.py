@@ -1,0 +1,144 @@
+"""Meaning, not letters: static sentence-model embeddings of titles, descriptions and context.
+
+"Till worker" and "check-out operator" share no letters; "looks after the grounds" is a
+groundsman. The vectors (`coder.embed`, distilled from all-MiniLM-L6-v2) put such texts near
+each other. The stage proposes the index titles nearest in meaning to the query's title
+(for titles no earlier stage matched well) and to its description, and describes every
+candidate by cosine similarities: title to the candidate's title and to the code's titles
+on average, description to the code's titles and to its unit-group description, and the
+industry to the explaining entry's qualifier.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..embed import StaticEmbedder
+from .base import Pairs, Proposals, Queries, top_k_dense
+from .description import code_summaries
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..table import IndexTable
+
+__all__ = ["SemanticStage"]
+
+
+@lru_cache(maxsize=1)
+def _embedder() -> StaticEmbedder:
+    """The shipped vectors, loaded once per process (never pickled into a model)."""
+    return StaticEmbedder.load()
+
+
+def _normalised(rows: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return (rows / np.maximum(norms, 1e-9)).astype(np.float32)
+
+
+class SemanticStage:
+    """Nearest index titles by embedding cosine, and semantic similarity features.
+
+    Features: ``sem_title`` (query title vs the candidate's index title), ``sem_code``
+    (query title vs the mean of the code's title vectors), ``sem_desc`` (description vs the
+    code's titles), ``sem_desc_group`` (description vs the code's unit-group text),
+    ``sem_ind`` (industry vs the explaining entry's qualifier). 0 where a text is absent.
+    """
+
+    name = "semantic"
+    FEATURES = ("sem_title", "sem_code", "sem_desc", "sem_desc_group", "sem_ind")
+
+    def __init__(self, *, k: int = 10, desc_k: int = 5, gate: float = 0.9, min_score: float = 0.5,
+                 chunk: int = 512):
+        self.k = k
+        self.desc_k = desc_k
+        self.gate = gate
+        self.min_score = min_score
+        self.chunk = chunk
+
+    def fit(self, table: "IndexTable", *, seed: int = 0) -> "SemanticStage":
+        emb = _embedder()
+        titles = emb.embed(table.titles_)
+        # Float16 in the model file (half the size); float32 rebuilt on first use.
+        self.titles16_ = titles.astype(np.float16)
+        codable = np.flatnonzero(table.codable_)
+        sums = np.zeros((table.n_codes, titles.shape[1]), np.float64)
+        np.add.at(sums, table.entry_code_[codable], titles[table.entry_title_[codable]])
+        self.codes_ = _normalised(sums)
+        self.groups_ = emb.embed(code_summaries(table))
+        quals, self.entry_qual_ = np.unique(np.array(table.entry_qual_norm_, dtype=object), return_inverse=True)
+        self.quals_ = emb.embed([str(q) for q in quals])
+        # A title's code and explaining entry, for description proposals.
+        n_titles = len(table.titles_)
+        self.title_code_ = np.full(n_titles, -1, np.int64)
+        self.title_entry_ = np.full(n_titles, -1, np.int64)
+        rank = np.where(table.entry_qualified_, 2, np.where(table.entry_default_ > 0, 0, 1))
+        for i in np.lexsort((rank, table.entry_title_)):
+            t = table.entry_title_[i]
+            if table.entry_code_[i] >= 0 and self.title_entry_[t] < 0:
+                self.title_entry_[t], self.title_code_[t] = i, table.entry_code_[i]
+        return self
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_titles32", None)
+        return state
+
+    @property
+    def titles_(self) -> np.ndarray:
+        if getattr(self, "_titles32", None) is None:
+            self._titles32 = self.titles16_.astype(np.float32)
+        return self._titles32
+
+    def _vectors(self, queries: Queries, name: str) -> np.ndarray:
+        key = f"{self.name}:{name}"
+        if key not in queries.scratch:
+            queries.scratch[key] = _embedder().embed(queries.texts(name))
+        return queries.scratch[key]  # type: ignore[return-value]
+
+    def _nearest(self, vectors: np.ndarray, rows: np.ndarray, k: int) -> Proposals:
+        qs, ts, ss = [], [], []
+        for start in range(0, len(rows), self.chunk):
+            block = rows[start : start + self.chunk]
+            # float16-stored vectors: a cosine may round past 1.
+            top = top_k_dense(np.minimum(vectors[block] @ self.titles_.T, 1.0), k, min_score=self.min_score)
+            p = Proposals.from_topk(top, "title", block)
+            qs.append(p.q), ts.append(p.target), ss.append(p.score)
+        if not qs:
+            z = np.zeros(0, np.int64)
+            return Proposals("title", z, z, np.zeros(0, np.float32))
+        return Proposals("title", np.concatenate(qs), np.concatenate(ts), np.concatenate(ss))
+
+    def propose(self, queries: Queries) -> list[Proposals]:
+        # Titles already matched well by letters gain nothing from a search by meaning.
+        rows = np.flatnonzero((queries.best_title < self.gate) & np.array([bool(t) for t in queries.titles], bool))
+        by_title = self._nearest(self._vectors(queries, "title"), rows, self.k)
+        by_desc = self._nearest(self._vectors(queries, "description"), np.flatnonzero(queries.has_description),
+                                self.desc_k)
+        # What they mainly do is evidence for a code, not a spelling of the title.
+        ok = self.title_code_[by_desc.target] >= 0
+        return [by_title, Proposals("code", by_desc.q[ok], self.title_code_[by_desc.target[ok]], by_desc.score[ok],
+                                    entry=self.title_entry_[by_desc.target[ok]])]
+
+    def features(self, queries: Queries, pairs: Pairs) -> dict[str, np.ndarray]:
+        n = len(pairs)
+        title = self._vectors(queries, "title")
+        out = {name: np.zeros(n, np.float32) for name in self.FEATURES}
+        if n == 0:
+            return out
+        t_sim = np.einsum("ij,ij->i", title[pairs.tq], self.titles_[pairs.tt]) if len(pairs.tq) else np.zeros(0, np.float32)
+        out["sem_title"] = pairs.from_titles(np.maximum(t_sim, 0.0))
+        out["sem_code"] = np.einsum("ij,ij->i", title[pairs.q], self.codes_[pairs.code])
+        if queries.has_description.any():
+            desc = self._vectors(queries, "description")
+            has = queries.has_description[pairs.q]
+            out["sem_desc"] = np.where(has, np.einsum("ij,ij->i", desc[pairs.q], self.codes_[pairs.code]), 0.0)
+            out["sem_desc_group"] = np.where(has, np.einsum("ij,ij->i", desc[pairs.q], self.groups_[pairs.code]), 0.0)
+        if queries.has_industry.any() and len(pairs.e_pair):
+            ind = self._vectors(queries, "industry")
+            e_q = pairs.tq[pairs.e_tp]
+            quals = self.quals_[self.entry_qual_[pairs.e_entry]]
+            has = queries.has_industry[e_q] & (np.abs(quals).sum(axis=1) > 0)
+            out["sem_ind"] = pairs.from_entries(np.where(has, np.einsum("ij,ij->i", ind[e_q], quals), 0.0))
+        return {k: np.asarray(v, np.float32) for k, v in out.items()}
