@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .cli_options import echo_err, handle_errors, scheme_option
+from .decisions_commands import open_store, store_option
 from .schemes import SCHEMES
 
 __all__ = ["main", "cli"]
@@ -36,12 +37,14 @@ def _progress(quiet: bool) -> Callable[[str], None] | None:
               help="How many candidates to show.")
 @scheme_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@store_option
 @handle_errors
-def suggest(title: str, industry: str | None, description: str | None, k: int, scheme: str, as_json: bool) -> None:
-    """Show the top candidate codes for one TITLE."""
+def suggest(title: str, industry: str | None, description: str | None, k: int, scheme: str, as_json: bool,
+            store_path: str | None) -> None:
+    """Show the top candidate codes for one TITLE (answers decided before: their decided code)."""
     from .engine import Coder
 
-    coder = Coder.load(scheme, progress=echo_err)
+    coder = Coder.load(scheme, progress=echo_err, decisions=open_store(store_path))
     result = coder.code(title, industry, description, k=k)
     if as_json:
         import json
@@ -95,10 +98,11 @@ def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool) -> None:
 
 from .batch.commands import code, codebook  # noqa: E402  (the group must exist first)
 from .crosswalk_commands import crosswalk  # noqa: E402
+from .decisions_commands import learn  # noqa: E402
 from .evaluate_commands import evaluate  # noqa: E402
 from .service.commands import serve  # noqa: E402
 
-for _command in (code, codebook, crosswalk, evaluate, serve):
+for _command in (code, codebook, crosswalk, evaluate, learn, serve):
     cli.add_command(_command)
 
 

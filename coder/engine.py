@@ -3,6 +3,8 @@ generator is wired to the ranker."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import re
 import unicodedata
@@ -23,7 +25,7 @@ from .results import Candidate, Decided, Result
 from .schemes import Scheme, load_scheme
 from .store import load_model
 
-__all__ = ["Coder", "Decisions", "screen", "MAX_TITLE_CHARS", "MISSING_MARKERS"]
+__all__ = ["Coder", "Decisions", "screen", "context_text", "MAX_TITLE_CHARS", "MISSING_MARKERS"]
 
 Key = tuple[str, str, str]  # an answer as read: (title, industry, description), normalised
 
@@ -75,6 +77,14 @@ def screen(text: object, markers: frozenset[str] = MISSING_MARKERS) -> Reason | 
     return None
 
 
+def context_text(value: object, markers: frozenset[str] = MISSING_MARKERS) -> str | None:
+    """Industry or description text as given, or None when it says nothing ("n/a", "same")."""
+    text = _text(value)
+    if text is None or screen(text, markers) not in (None, Reason.NO_LETTERS):
+        return None
+    return None if normalise(text) in _EMPTY_CONTEXT else text
+
+
 def _as_list(values: Iterable | None, n: int) -> list:
     if values is None:
         return [None] * n
@@ -100,6 +110,20 @@ class Decisions(Protocol):
     def record(self, scheme: str, answer: tuple[str, str | None, str | None], key: Key, code: str, *,
                who: str = "", source: str = "clerical") -> Decided:
         """Store one decision on the raw ``answer`` (read as ``key``); the answer's decision now."""
+
+
+def _own_learned_stage(model: Model) -> Model:
+    """``model`` with a learned stage of its own (the rest shared, not copied): what one coder
+    learns from its decisions must not change other coders built on the same model."""
+    stages = model.generator.stages_
+    pos = next((i for i, s in enumerate(stages) if getattr(s, "name", "") == "learned"), None)
+    if pos is None:
+        return model
+    learned = copy.copy(stages[pos])
+    learned.keys_, learned.codes_, learned._index = list(learned.keys_), list(learned.codes_), None
+    generator = copy.copy(model.generator)
+    generator.stages_ = [*stages[:pos], learned, *stages[pos + 1:]]
+    return dataclasses.replace(model, generator=generator)
 
 
 @dataclass(frozen=True)
@@ -139,6 +163,7 @@ class Coder:
         self._cache_size = cache_size
         self.decisions = decisions
         if decisions is not None:
+            self.model = model = _own_learned_stage(model)
             learned = self._learned_stage()
             for key, code in decisions.decided(self.scheme_name):
                 if learned is not None:
@@ -182,6 +207,20 @@ class Coder:
             learned.add(key, code)
         self._cache.clear()  # similar answers may change too
         return decided
+
+    def forget(self, title: object, industry: object = None, description: object = None, *,
+               code: str) -> bool:
+        """Undo what `learn` taught this coder about the answer (one decision for ``code``);
+        the decision store is the caller's to change (`DecisionStore.forget`). False when
+        there was nothing to forget."""
+        text = _text(title)
+        if text is None or screen(text, self.missing_markers) is not None:
+            return False
+        read = read_answer(text, self._context(industry), self._context(description))
+        learned = self._learned_stage()
+        removed = learned is not None and learned.remove((read.title, read.industry, read.description), str(code))
+        self._cache.clear()
+        return bool(removed)
 
     @property
     def generator(self) -> CandidateGenerator:
@@ -274,10 +313,7 @@ class Coder:
 
     def _context(self, value: object) -> str | None:
         """Industry or description text as given, or None when it says nothing."""
-        text = _text(value)
-        if text is None or screen(text, self.missing_markers) not in (None, Reason.NO_LETTERS):
-            return None
-        return None if normalise(text) in _EMPTY_CONTEXT else text
+        return context_text(value, self.missing_markers)
 
     def _status(self, coded: _Coded) -> tuple[str, Reason]:
         """Status from the current threshold, so changing it applies to cached answers too."""

@@ -294,3 +294,215 @@ def test_everything_is_reachable_by_keyboard(page):
         page.keyboard.press("Tab")
         focused.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
     assert focused[:4] == ["industry", "description", "scheme", "chosen-code"]
+
+
+# ---------------------------------------------------------------------------- the clerical loop
+@pytest.fixture(scope="module")
+def clerical_server(small_coder, small_model_dir, tmp_path_factory):
+    """uvicorn serving a copy of the small model with a decision store, and a queue opened
+    from a referral file (as `coder serve --queue refer.csv` does)."""
+    import copy
+
+    import pandas as pd
+
+    from coder.batch.runner import code_file
+    from coder.decisions import DecisionStore
+    from coder.service.queue import QueueStore
+
+    folder = tmp_path_factory.mktemp("clerical-browser")
+    pd.DataFrame({
+        "id": [f"R{i}" for i in range(7)],
+        "job_title": ["manager", "sparky", "teacher", "Manager", "chief bottle washer", "engineer", "sparky"],
+        "industry": ["hotel", "building site", "", "hotel", "", "", "building site"],
+    }).to_csv(folder / "answers.csv", index=False)
+    code_file(folder / "answers.csv", folder / "coded.csv", "job_title", industry_column="industry",
+              refer=folder / "refer.csv", coder=small_coder, jobs=1)
+    refer = pd.read_csv(folder / "refer.csv", dtype=str, keep_default_na=False)
+    store = DecisionStore(folder / "decisions.sqlite")
+    queue = QueueStore(store).open_file(folder / "refer.csv")
+    assert queue.progress.items >= 4, "the small model should refer these answers"
+    served = Coder(copy.deepcopy(small_coder.model), decisions=store)
+    app = create_app(served, model_dir=small_model_dir)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield {"base": f"http://127.0.0.1:{sock.getsockname()[1]}/", "store": store, "queue": queue,
+           "refer": refer, "folder": folder}
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+@pytest.fixture
+def clerk(browser, clerical_server):
+    base = clerical_server["base"]
+    context = browser.new_context(base_url=base, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A refused request (409) is logged by Chromium as a console error; the page handles it.
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "409" not in msg.text else None)
+    page.on("request", lambda req: requests.append(req.url))
+    yield page
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+    assert all(url.startswith(base) for url in requests), f"the page fetched something remote: {requests}"
+
+
+def progress_done(page) -> int:
+    return int(page.locator("#progress").inner_text().split(" of ")[0])
+
+
+def test_the_clerical_loop_by_keyboard(clerk, clerical_server, small_coder):
+    """Open a queue, decide by keyboard only (choose, uncodable, skip, undo, search), export,
+    and re-code: the decided answers come back `learned`."""
+    import copy
+
+    import pandas as pd
+
+    from coder.decisions import answer_key
+
+    page, queue = clerk, clerical_server["queue"]
+    items = queue.progress.items
+    page.goto(f"clerical?queue={queue.id}")
+    name = page.get_by_label("Your name")
+    expect(name).to_be_focused()
+    name.press_sequentially("ann", delay=10)
+    name.press("Enter")
+    expect(page.locator("#progress")).to_contain_text(f"0 of {items} answers done")
+    candidates = page.get_by_role("listbox", name="Candidates")
+    expect(candidates).to_be_focused()
+    title = page.locator("#answer-title")
+    options = candidates.get_by_role("option")
+
+    chosen: dict[str, str] = {}  # answer title shown -> code decided
+
+    work = page.locator("#work")
+
+    def choose(press: list[str]) -> None:
+        expect(work).to_have_attribute("aria-busy", "false")  # the answer shown is the one to decide
+        shown = title.inner_text()
+        done = progress_done(page)
+        for key in press:
+            page.keyboard.press(key)
+        active = candidates.get_attribute("aria-activedescendant")
+        code = page.locator(f"#{active}").get_attribute("data-code")
+        page.keyboard.press("Enter")
+        expect(page.locator("#progress")).to_contain_text(f"{done + 1} of {items}")
+        chosen[shown] = code
+
+    # 1: the second candidate (↓ Enter).
+    expect(options.first).to_be_visible()
+    expect(page.locator("#answer-where")).to_contain_text("Answer 1")
+    choose(["ArrowDown"])
+    # 2: uncodable (u), then undone (z) and coded by a search instead (/ words ↓ Enter).
+    expect(page.locator("#answer-where")).to_contain_text("Answer 2")
+    expect(work).to_have_attribute("aria-busy", "false")
+    second = title.inner_text()
+    page.keyboard.press("u")
+    expect(page.locator("#progress")).to_contain_text(f"2 of {items} answers done (1 coded, 1 uncodable)")
+    expect(work).to_have_attribute("aria-busy", "false")
+    third = title.inner_text()
+    # 3: skipped (s): it comes back after the others.
+    page.keyboard.press("s")
+    expect(page.locator("#message")).to_contain_text("Skipped")
+    expect(page.locator("#answer-where")).not_to_contain_text("Answer 3")
+    expect(work).to_have_attribute("aria-busy", "false")
+    page.keyboard.press("z")
+    expect(title).to_have_text(second)
+    expect(page.locator("#message")).to_contain_text("Undone")
+    expect(page.locator("#progress")).to_contain_text(f"1 of {items} answers done (1 coded, 0 uncodable)")
+    page.keyboard.press("/")
+    search = page.get_by_role("combobox", name="Search any code by words")
+    expect(search).to_be_focused()
+    search.press_sequentially("electrician", delay=10)
+    hits = page.get_by_role("listbox", name="Codes found").get_by_role("option")
+    expect(hits.first).to_have_attribute("data-code", "5241")
+    search.press("Enter")
+    expect(page.locator("#progress")).to_contain_text(f"2 of {items}")
+    expect(work).to_have_attribute("aria-busy", "false")
+    chosen[second] = "5241"
+    # The rest: the first candidate each (Enter); the skipped answer comes last.
+    seen = []
+    while page.locator("#current").is_visible():
+        expect(work).to_have_attribute("aria-busy", "false")
+        if not page.locator("#current").is_visible():
+            break
+        seen.append(title.inner_text())
+        choose([])
+    assert seen[-1] == third
+    expect(page.locator("#finished-text")).to_contain_text(f"All {items} answers are done")
+    expect(page.locator("#export")).to_be_focused()
+
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    assert download.value.suggested_filename == "refer-clerical.csv"
+    out = pd.read_csv(download.value.path(), dtype=str, keep_default_na=False)
+    refer = clerical_server["refer"]
+    assert list(out["id"]) == list(refer["id"])  # every row, in order
+    assert (out["status"] == "auto").all() and (out["method"] == "learned").all()
+    for _, row in out.iterrows():
+        assert row["soc2000"] == chosen[next(t for t in chosen if answer_key(t, None) and
+                                             answer_key(t)[0] == answer_key(row["job_title"])[0])]
+        assert "ann" in row["matched_entry"]
+
+    # Re-coding with the store: every decided answer comes back `learned` with its code.
+    again = Coder(copy.deepcopy(small_coder.model), decisions=clerical_server["store"])
+    for _, row in refer.iterrows():
+        result = again.code(row["job_title"], row["industry"] or None)
+        assert result.method == "learned" and result.status == "auto"
+        assert result.code == out.loc[out["id"] == row["id"], "soc2000"].item()
+
+
+def test_the_type_ahead_page_saves_a_decision(clerk, clerical_server):
+    page = clerk
+    page.goto("./")
+    box = page.get_by_role("combobox", name="Job title")
+    box.press_sequentially("chippy", delay=10)
+    page.get_by_label("Industry or employer").fill("kitchen fitters")
+    box.focus()
+    expect(suggestions(page).first).to_be_visible()
+    box.press("ArrowDown")
+    box.press("ArrowDown")
+    box.press("Enter")
+    code = page.get_by_role("textbox", name="Chosen code").input_value()
+    page.get_by_label("Your name").fill("bob")
+    page.get_by_role("button", name="Save as decision").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#save-status")).to_contain_text(f"is {code} (learned; 1 of 1 decisions)")
+    (decision,) = clerical_server["store"].list(who="bob")
+    assert (decision.title, decision.industry, decision.code) == ("chippy", "kitchen fitters", code)
+    # The same answer again: the decided code first, method learned.
+    box.fill("")
+    box.press_sequentially("chippy", delay=10)
+    with page.expect_response(lambda r: "/suggest?" in r.url and "industry=kitchen" in r.url):
+        page.get_by_label("Industry or employer").fill("kitchen fitters")
+    box.focus()
+    expect(suggestions(page).first.locator(".meta")).to_contain_text("(learned)")
+    expect(suggestions(page).first).to_have_attribute("data-code", code)
+
+
+def test_the_clerical_page_opens_an_uploaded_file(clerk, clerical_server):
+    page = clerk
+    page.goto("clerical")
+    coded = clerical_server["folder"] / "coded.csv"  # a coded file: its refer rows are queued
+    page.get_by_label("File").set_input_files(str(coded))
+    page.get_by_label("Title column").fill("job_title")
+    page.get_by_role("button", name="Open file").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#message")).to_contain_text("Opened coded.csv")
+    expect(page.get_by_role("button", name="Start coding")).to_be_focused()
+    expect(page.get_by_label("Queue")).to_contain_text("coded.csv")
+    page.get_by_label("Your name").fill("cat")
+    page.get_by_role("button", name="Start coding").press("Enter")
+    expect(page.get_by_role("listbox", name="Candidates")).to_be_focused()
+    expect(page).to_have_url(re.compile(r"clerical\?queue=[0-9a-f]{16}$"))

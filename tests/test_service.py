@@ -32,7 +32,7 @@ from coder.service.registry import Registry  # noqa: E402
 from coder.service.schemas import MAX_DESCRIPTION_CHARS, MAX_INDUSTRY_CHARS, MAX_TEXT_CHARS  # noqa: E402
 
 SUGGEST_KEYS = {"text", "industry", "description", "scheme", "status", "reason", "normalised", "code",
-                "candidates"}
+                "candidates", "follow_up"}
 CANDIDATE_KEYS = {"code", "title", "major_group", "confidence", "method", "matched_entry"}
 
 
@@ -339,7 +339,7 @@ def test_code_info_unit_and_group(client, small_coder):
     ("/codes/soc2000/-9", "unknown_code"),
     ("/codes/soc2000/" + "1" * 300, "unknown_code"),
     ("/codes/soc1066/1111", "unknown_scheme"),
-    ("/codes/soc2000", "not_found"),
+    ("/codes", "not_found"),  # (/codes/soc2000 searches codes by words: tests/test_clerical.py)
     ("/no/such/endpoint", "not_found"),
 ])
 def test_not_found_is_404_json(client, path, kind):

@@ -11,8 +11,18 @@ directory loaded at start-up).
 
 Endpoints: ``GET /suggest`` (one answer: ``q`` the job title, optional ``industry`` and
 ``description``, what the person mainly does), ``POST /code`` (up to 1,000), ``GET /schemes``,
-``GET /codes/{scheme}/{code}``, ``GET /health``, OpenAPI docs at ``/docs``, and the page at
-``/``. Errors are JSON ``{"error", "detail"}`` with a 4xx status, never a 500.
+``GET /codes/{scheme}/{code}``, ``GET /codes/{scheme}?q=words`` (search), ``GET /health``,
+OpenAPI docs at ``/docs``, and the type-ahead page at ``/``. Errors are JSON ``{"error",
+"detail"}`` with a 4xx status, never a 500.
+
+The clerical loop (`coder.service.clerical`, `coder.service.queue`): ``POST /decisions`` saves
+a person's code for an answer in the decision store (`coder.decisions.DecisionStore`; ``coder
+serve --store PATH``, default beside the models) and the serving coder uses it at once (the
+answer comes back ``learned``); ``GET /decisions``, ``DELETE /decisions/{id}``. ``/queues``
+hold the referred answers of a file (``coder serve --queue refer.csv``, or an upload), leased
+to one clerk at a time, with ``next``, ``decide``, ``skip``, ``undo`` and ``export``; the page
+at ``/clerical`` works through a queue by keyboard. Referred answers carry ``follow_up``
+prompts: what would decide between candidates that differ only by a qualifier.
 
 Schemes other than the default are not loaded at start-up unless listed with ``--schemes``.
 On its first request a scheme whose model is built loads in a few seconds (the request waits);

@@ -26,6 +26,14 @@ title, over-long industry or description, k outside 1..20, unknown scheme, too m
 503 a scheme whose model is not loaded yet (with ``Retry-After`` while it is being built).
 A blank industry or description is not an error: it counts as absent. The OpenAPI document
 describes every response, errors included (tests/test_service_openapi.py holds the API to it).
+
+Decisions and the clerical page
+-------------------------------
+With a decision store (`coder.decisions.DecisionStore`; ``coder serve`` opens one by default)
+the service also takes coders' decisions (``POST /decisions``), searches codes by words
+(``GET /codes/{scheme}?q=``) and serves queues of referred answers to the clerical page at
+``/clerical`` (``/queues/...``); see `coder.service.clerical`. Each coder it serves uses that
+store: an answer decided before comes back with method ``learned``.
 """
 
 from __future__ import annotations
@@ -54,10 +62,14 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from ..decisions import DecisionStore
 from ..engine import Coder
 from ..errors import UnknownSchemeError
 from ..results import STATUSES
 from ..schemes import SCHEMES, load_scheme
+from .clerical import MAX_UPLOAD_BYTES, add_clerical_routes
+from .errors import ApiError
+from .queue import QueueStore
 from .registry import ModelUnavailable, Registry
 from .schemas import (
     HAS_TEXT,
@@ -79,7 +91,7 @@ from .schemas import (
     has_text,
 )
 
-__all__ = ["create_app", "MAX_BODY_BYTES", "BATCH_CHUNK"]
+__all__ = ["create_app", "MAX_BODY_BYTES", "BATCH_CHUNK", "ApiError"]
 
 log = logging.getLogger("coder.service")
 T = TypeVar("T")
@@ -99,14 +111,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class ApiError(Exception):
-    """An error response with a kind and a one-sentence detail."""
-
-    def __init__(self, status: int, kind: str, detail: str, headers: dict[str, str] | None = None):
-        super().__init__(detail)
-        self.status, self.kind, self.detail, self.headers = status, kind, detail, headers
-
-
 def _error(status: int, kind: str, detail: str, errors: list | None = None,
            headers: dict[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": kind, "detail": detail}
@@ -122,22 +126,25 @@ class _BodyTooLarge(HTTPException):
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` (by Content-Length, or as they stream in).
+    """Refuse request bodies over ``max_bytes`` (by Content-Length, or as they stream in);
+    file uploads (``POST /queues``) may be up to ``upload_bytes``.
 
     Raises an HTTPException from ``receive`` so FastAPI's handler turns it into JSON; a body
     read outside FastAPI's request handling gets the same JSON from here.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int | None = None) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.upload_bytes = max_bytes if upload_bytes is None else upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_bytes if scope.get("path") == "/queues" else self.max_bytes
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         try:
-            too_big = declared is not None and int(declared) > self.max_bytes
+            too_big = declared is not None and int(declared) > limit
         except ValueError:
             too_big = False  # the server rejects a malformed Content-Length itself
         started = False
@@ -146,11 +153,11 @@ class BodyLimit:
         async def limited() -> Message:
             nonlocal seen
             if too_big:
-                raise _BodyTooLarge(self.max_bytes)
+                raise _BodyTooLarge(limit)
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _BodyTooLarge(self.max_bytes)
+            if seen > limit:
+                raise _BodyTooLarge(limit)
             return message
 
         async def watch(message: Message) -> None:
@@ -166,9 +173,9 @@ class BodyLimit:
             await _error(413, "payload_too_large", str(exc.detail))(scope, receive, send)
 
 
-def _page() -> tuple[str, str]:
-    """The page's HTML and a Content-Security-Policy allowing only its own inline code."""
-    html = (resources.files(__package__) / "static" / "index.html").read_text(encoding="utf-8")
+def _page(name: str = "index.html") -> tuple[str, str]:
+    """A page's HTML and a Content-Security-Policy allowing only its own inline code."""
+    html = (resources.files(__package__) / "static" / name).read_text(encoding="utf-8")
 
     def hashes(tag: str) -> str:
         blocks = re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", html, flags=re.S)
@@ -234,6 +241,8 @@ def create_app(
     build_missing: bool = False,
     executor: Literal["inline", "thread"] = "thread",
     max_body_bytes: int = MAX_BODY_BYTES,
+    decisions: DecisionStore | str | PathLike | None = None,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
 ) -> FastAPI:
     """Build the FastAPI application.
 
@@ -256,6 +265,12 @@ def create_app(
         Where engine calls run; see the module docstring.
     max_body_bytes : int
         Larger request bodies get 413.
+    decisions : DecisionStore or path, optional
+        The decision store: decisions are saved there, queues of referred answers kept
+        there, and every coder served uses it. Default: the first coder's store, if it has
+        one; without a store the decision and queue endpoints answer 503.
+    max_upload_bytes : int
+        Largest file accepted by ``POST /queues``.
 
     Examples
     --------
@@ -273,8 +288,18 @@ def create_app(
             raise ValueError("create_app needs at least one Coder, or a model directory")
     else:
         model_dir = coder_or_model_dir if coder_or_model_dir is not None else model_dir
+    if decisions is not None and not isinstance(decisions, DecisionStore):
+        decisions = DecisionStore(decisions)
+    if decisions is None and given and isinstance(given[0].decisions, DecisionStore):
+        decisions = given[0].decisions
+    if decisions is not None:
+        # Every coder served uses the one store (a coder given without it gets a twin that
+        # does: same model, same settings).
+        given = [c if c.decisions is decisions else
+                 Coder(c.model, threshold=getattr(c, "_threshold", None), missing_markers=c.missing_markers,
+                       decisions=decisions) for c in given]
     registry = Registry(given[0].scheme_name if given else scheme, model_dir=model_dir,
-                        build_missing=build_missing)
+                        build_missing=build_missing, decisions=decisions)
     for coder in given:
         registry.add(coder)
     engine = _Engine(executor)
@@ -284,6 +309,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await registry.preload([registry.default], build=build)
+        # The index entries behind follow-up prompts and code search (~0.5 s), read now
+        # rather than on the first referred answer.
+        from ..decisions import _index_entries
+
+        asyncio.get_running_loop().run_in_executor(None, _index_entries)
         try:
             yield
         finally:
@@ -298,7 +328,11 @@ def create_app(
             "the industry and what the person mainly does (`description`). `GET /suggest` codes "
             "one answer (for type-ahead), `POST /code` up to 1,000. Each result has a status: `auto` (safe to "
             "code automatically), `refer` (a person should choose) or `uncodable`, with a reason. "
-            "Errors are JSON `{error, detail}`. The page at `/` is a type-ahead coder."
+            "Referred answers whose candidates differ only by what the answer did not say come with "
+            "`follow_up` prompts saying what would decide. `POST /decisions` saves a person's code for an "
+            "answer (used at once: it comes back `learned`); `/queues` serve files of referred answers "
+            "to several clerks at once. Errors are JSON `{error, detail}`. The page at `/` is a "
+            "type-ahead coder, `/clerical` the clerical coding page."
         ),
         lifespan=lifespan,
         docs_url=None,
@@ -306,7 +340,9 @@ def create_app(
     )
     app.state.registry = registry
     app.state.engine = engine
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.state.store = decisions
+    app.state.queues = QueueStore(decisions) if decisions is not None else None
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, upload_bytes=max_upload_bytes)
 
     # ------------------------------------------------------------ errors
     @app.exception_handler(ApiError)
@@ -343,7 +379,7 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = exc.errors()
-        if request.method == "POST":
+        if request.method == "POST" and request.url.path != "/queues":  # that one takes a file
             ctype = request.headers.get("content-type", "")
             if not re.match(r"application/([\w.+-]*\+)?json\b", ctype.strip().lower()):
                 return _error(415, "unsupported_media_type",
@@ -367,8 +403,8 @@ def create_app(
         return _error(500, "internal_error", "internal server error; the server log has details")
 
     # ------------------------------------------------------------ API
-    def _coding(result: Any, coder: Coder) -> dict:
-        return coding_json(result, coder.scheme, majors.setdefault(coder.scheme_name, {}))
+    def _coding(result: Any, coder: Coder, follow: bool | None = None) -> dict:
+        return coding_json(result, coder.scheme, majors.setdefault(coder.scheme_name, {}), follow=follow)
 
     @app.get("/suggest", response_model=Coding, responses=_ERRORS, tags=["coding"],
              summary="Suggest codes for one title")
@@ -474,14 +510,23 @@ def create_app(
         return {"status": "ok", "version": __version__, "default_scheme": registry.default,
                 "loaded": registry.loaded, "uptime_seconds": round(time.time() - started, 1)}
 
-    # ------------------------------------------------------------ page and docs
+    add_clerical_routes(app, coding=_coding, upload_max_bytes=max_upload_bytes)
+
+    # ------------------------------------------------------------ pages and docs
+    def headers(csp: str) -> dict[str, str]:
+        return {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+
     page, csp = _page()
-    page_headers = {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff",
-                    "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+    clerical_page, clerical_csp = _page("clerical.html")
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
-        return HTMLResponse(page, headers=page_headers)
+        return HTMLResponse(page, headers=headers(csp))
+
+    @app.get("/clerical", include_in_schema=False)
+    async def clerical() -> HTMLResponse:
+        return HTMLResponse(clerical_page, headers=headers(clerical_csp))
 
     assets = _swagger_assets()
     if assets is not None:

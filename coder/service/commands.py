@@ -1,4 +1,4 @@
-"""`coder serve`: run the HTTP API and the type-ahead page with uvicorn."""
+"""`coder serve`: run the HTTP API, the type-ahead page and the clerical page with uvicorn."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import socket
 import click
 
 from ..cli_options import UserError, echo_err, handle_errors, scheme_option
+from ..decisions_commands import store_option
 from ..schemes import SCHEMES, load_scheme
 
 __all__ = ["COMMANDS", "serve"]
@@ -58,10 +59,26 @@ def _is_loopback(host: str) -> bool:
 @click.option("--executor", type=click.Choice(["inline", "thread"]), default="thread", hidden=True,
               help="Where engine calls run (see coder.service.app); for benchmarks.")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@store_option
+@click.option("--queue", "queue_files", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="A referral file (coder code --refer) or coded file whose refer rows the clerical "
+                   "page at /clerical serves as a queue; repeat for several. Files can also be "
+                   "opened from the page.")
+@click.option("--column", default=None, help="With --queue: the column of job titles [default: guessed].")
+@click.option("--industry-column", default=None, help="With --queue: the industry column [default: guessed].")
+@click.option("--description-column", default=None,
+              help="With --queue: the column of what they mainly do [default: guessed].")
 @handle_errors
 def serve(host: str, port: int, scheme: str, extra: str, model_dir: str | None, build_missing: bool,
-          no_build: bool, access_log: bool, executor: str, quiet: bool) -> None:
-    """Serve the coding API (docs at /docs) and a type-ahead coding page at /."""
+          no_build: bool, access_log: bool, executor: str, quiet: bool, store_path: str | None,
+          queue_files: tuple[str, ...], column: str | None, industry_column: str | None,
+          description_column: str | None) -> None:
+    """Serve the coding API (docs at /docs), a type-ahead coding page at / and the clerical
+    coding page at /clerical.
+
+    Decisions (from the pages, POST /decisions or coder learn) are kept in the decision store
+    and used at once: an answer decided before comes back with method "learned".
+    """
     try:
         import uvicorn
 
@@ -69,16 +86,26 @@ def serve(host: str, port: int, scheme: str, extra: str, model_dir: str | None, 
     except ImportError as exc:
         raise UserError(f"the service needs FastAPI and uvicorn ({exc}); "
                         "install them with: pip install 'coder[serve]'") from None
+    from ..decisions_commands import open_store
     from ..engine import Coder
+    from .queue import QueueStore
 
+    if not queue_files and (column or industry_column or description_column):
+        raise UserError("--column, --industry-column and --description-column go with --queue FILE")
+    store = open_store(store_path, model_dir)
     default = load_scheme(scheme).name
     names = [s.strip() for s in extra.split(",") if s.strip()]
     names = list(SCHEMES) if "all" in names else [load_scheme(s).name for s in names]
     sock = _listen(host, port)
     progress = None if quiet else echo_err
-    coders = [Coder.load(name, model_dir=model_dir, build=not no_build, progress=progress)
+    queues = QueueStore(store)
+    opened = [queues.open_file(path, column=column, industry_column=industry_column,
+                               description_column=description_column, default_scheme=default)
+              for path in queue_files]
+    coders = [Coder.load(name, model_dir=model_dir, build=not no_build, progress=progress, decisions=store)
               for name in dict.fromkeys([default, *names])]
-    app = create_app(coders, model_dir=model_dir, build_missing=build_missing, executor=executor)  # type: ignore[arg-type]
+    app = create_app(coders, model_dir=model_dir, build_missing=build_missing,
+                     executor=executor, decisions=store)  # type: ignore[arg-type]
 
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -88,6 +115,11 @@ def serve(host: str, port: int, scheme: str, extra: str, model_dir: str | None, 
     if not quiet:
         echo_err(f"serving {', '.join(c.scheme_name for c in coders)} at http://{shown}:{bound_port}/ "
                  f"(API docs at /docs); press Ctrl+C to stop")
+        echo_err(f"decisions: {store.path}; clerical page at http://{shown}:{bound_port}/clerical")
+        for info in opened:
+            p = info.progress
+            echo_err(f"queue {info.name}: {p.items:,} answers ({p.rows:,} rows), {p.open:,} open, titles from "
+                     f"{info.title_column!r} at http://{shown}:{bound_port}/clerical?queue={info.id}")
         logging.getLogger("coder.service").setLevel(logging.INFO)
     if not logging.getLogger("coder.service").handlers:
         handler = logging.StreamHandler()

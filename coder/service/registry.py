@@ -92,10 +92,11 @@ class Registry:
     """Coders by scheme name; see the module docstring for the lazy-loading rules."""
 
     def __init__(self, default: str, *, model_dir: str | Path | None = None,
-                 build_missing: bool = False) -> None:
+                 build_missing: bool = False, decisions: Any = None) -> None:
         self.default = load_scheme(default).name
         self.model_dir = model_dir
         self.build_missing = build_missing
+        self.decisions = decisions  # the decision store every coder loaded here uses
         self._slots: dict[str, _Slot] = {name: _Slot() for name in SCHEMES}
 
     # ------------------------------------------------------------------ set-up
@@ -108,7 +109,8 @@ class Registry:
         for name in names:
             name = load_scheme(name).name
             if self._slots[name].coder is None:
-                coder = await asyncio.to_thread(Coder.load, name, model_dir=self.model_dir, build=build)
+                coder = await asyncio.to_thread(Coder.load, name, model_dir=self.model_dir, build=build,
+                                                decisions=self.decisions)
                 self.add(coder)
 
     # ----------------------------------------------------------------- lookups
@@ -158,7 +160,7 @@ class Registry:
         log.info("%s the %s model%s", state, name, f" ({why})" if why else "")
         slot.state, slot.detail, slot.since = state, why, time.time()
         slot.future = in_daemon_thread(
-            lambda: Coder.load(name, model_dir=self.model_dir, build=build),
+            lambda: Coder.load(name, model_dir=self.model_dir, build=build, decisions=self.decisions),
             name=f"coder-{state}-{name}")
 
         def done(future: asyncio.Future) -> None:

@@ -65,6 +65,16 @@ class LearnedStage:
         self._index = None
         return True
 
+    def remove(self, key: tuple[str, str, str], code: str) -> bool:
+        """Forget one decision added for ``key`` with ``code`` (the latest); False when none."""
+        pos = self.code_pos_.get(code)
+        for i in range(len(self.keys_) - 1, -1, -1):
+            if self.codes_[i] == pos and tuple(self.keys_[i]) == tuple(key):
+                del self.keys_[i], self.codes_[i]
+                self._index = None
+                return True
+        return False
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_index"] = None
