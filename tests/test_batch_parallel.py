@@ -1,4 +1,5 @@
-"""Parallel coding gives the same file as coding in one process: worker pool and Dask."""
+"""Parallel coding gives the same file as coding in one process: worker pool and Dask, with
+industries and descriptions as context."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ def distinct_survey(n: int) -> pd.DataFrame:
     words = ["senior", "junior", "trainee", "assistant", "chief", "part time", "relief", "lead"]
     titles = [f"{words[i % len(words)]} {TITLES[(i // len(words)) % len(TITLES)]} {i}" for i in range(n)]
     industries = ["NHS hospital", "care home", "", "primary school", "bank"]
+    descriptions = ["looks after patients", "", "drives a forklift", "teaches children"]
     return pd.DataFrame({"id": [str(i) for i in range(n)], "job_title": titles,
-                         "industry": [industries[i % 5] for i in range(n)]})
+                         "industry": [industries[i % 5] for i in range(n)],
+                         "description": [descriptions[i % 4] for i in range(n)]})
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +31,16 @@ def answers(tmp_path_factory, small_model_dir):
     df = pd.concat([distinct_survey(150)] * 2, ignore_index=True)
     df["id"] = [str(i) for i in range(len(df))]
     df.to_csv(d / "in.csv", index=False)
-    code_file(d / "in.csv", d / "local.csv", "job_title", industry_column="industry", jobs=1,
-              chunk_size=70, model_dir=small_model_dir)
+    code_file(d / "in.csv", d / "local.csv", "job_title", industry_column="industry",
+              description_column="description", jobs=1, chunk_size=70, model_dir=small_model_dir)
     return d, df
 
 
 def test_worker_pool_matches_single_process(answers, small_model_dir):
     d, _ = answers
-    summary = code_file(d / "in.csv", d / "pool.csv", "job_title", industry_column="industry", jobs=2,
-                        chunk_size=70, model_dir=small_model_dir, parallel_min=1)
+    summary = code_file(d / "in.csv", d / "pool.csv", "job_title", industry_column="industry",
+                        description_column="description", jobs=2, chunk_size=70, model_dir=small_model_dir,
+                        parallel_min=1)
     assert summary.workers == 2
     assert (d / "pool.csv").read_bytes() == (d / "local.csv").read_bytes()
 
@@ -53,7 +57,8 @@ def test_dask_engine_matches_local_engine(answers, small_model_dir, cluster):
     d, _ = answers
     result = CliRunner().invoke(cli, [
         "code", str(d / "in.csv"), "-o", str(d / "dask.csv"), "--column", "job_title",
-        "--industry-column", "industry", "--chunk-size", "70", "--model-dir", str(small_model_dir),
+        "--industry-column", "industry", "--description-column", "description", "--chunk-size", "70",
+        "--model-dir", str(small_model_dir),
         "--engine", "dask", "--scheduler", cluster.scheduler_address, "--quiet",
     ])
     assert result.exit_code == 0, result.output
@@ -65,10 +70,11 @@ def test_code_dask_dataframe_matches_code_frame(answers, small_model_dir, small_
     from distributed import Client
 
     _, df = answers
-    expected = code_frame(df, "job_title", "industry", coder=small_coder, k=3)
+    expected = code_frame(df, "job_title", "industry", "description", coder=small_coder, k=3)
     with Client(cluster) as client:
         ddf = dd.from_pandas(df, npartitions=3)
-        lazy = code_dask_dataframe(ddf, "job_title", "industry", k=3, model_dir=str(small_model_dir))
+        lazy = code_dask_dataframe(ddf, "job_title", "industry", "description", k=3,
+                                   model_dir=str(small_model_dir))
         assert list(lazy.columns) == list(expected.columns)
         got = client.compute(lazy).result()
         # one model load per worker process, reused by every partition it ran

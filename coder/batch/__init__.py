@@ -1,8 +1,9 @@
 """Batch coding of files: streaming readers/writers, parallel runner, codebook, referral, Dask.
 
 >>> from coder.batch import code_frame, code_file                      # doctest: +SKIP
->>> coded = code_frame(df, "job_title", "industry")                     # a new DataFrame
->>> code_file("answers.csv", "coded.parquet", "job_title", codebook="codebook.txt")
+>>> coded = code_frame(df, "job_title", "industry", "what_they_do")     # a new DataFrame
+>>> code_file("answers.csv", "coded.parquet", "job_title", industry_column="industry",
+...           description_column="what_they_do", codebook="codebook.csv", refer="refer.xlsx")
 
 Importing this package is cheap: the names below load their modules (and pandas) on first
 use, so ``coder --help`` stays quick; the model, Dask, pyarrow, openpyxl and pyreadstat load

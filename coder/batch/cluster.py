@@ -41,16 +41,18 @@ def worker_coder(scheme: str = "soc2000", model_dir: str | None = None,
 
 def code_keys_on_worker(keys: list[Key], *, k: int, scheme: str, model_dir: str | None = None,
                         threshold: float | None = None) -> list[Coded]:
-    """Code distinct (title, industry) pairs with this worker's cached model."""
+    """Code distinct (title, industry, description) keys with this worker's cached model."""
     return coded_rows(worker_coder(scheme, model_dir, threshold), keys, k)
 
 
-def _code_partition(part: pd.DataFrame, column: str, industry_column: str | None, scheme: str, k: int,
-                    model_dir: str | None, missing_code: str, threshold: float | None) -> pd.DataFrame:
+def _code_partition(part: pd.DataFrame, column: str, industry_column: str | None,
+                    description_column: str | None, scheme: str, k: int, model_dir: str | None,
+                    missing_code: str, threshold: float | None) -> pd.DataFrame:
     if not len(part):
         return _meta(part, scheme, k)
     coder = worker_coder(scheme, model_dir, threshold)
-    return code_frame(part, column, industry_column, coder=coder, k=k, missing_code=missing_code)
+    return code_frame(part, column, industry_column, description_column, coder=coder, k=k,
+                      missing_code=missing_code)
 
 
 def _meta(empty: pd.DataFrame, scheme: str, k: int) -> pd.DataFrame:
@@ -59,15 +61,17 @@ def _meta(empty: pd.DataFrame, scheme: str, k: int) -> pd.DataFrame:
     return empty.iloc[:0].assign(**{name: added[name] for name in added.columns})
 
 
-def code_dask_dataframe(ddf: Any, column: str, industry_column: str | None = None, scheme: str = "soc2000",
-                        k: int = 5, model_dir: str | None = None, *, missing_code: str = MISSING_CODE,
+def code_dask_dataframe(ddf: Any, column: str, industry_column: str | None = None,
+                        description_column: str | None = None, *, scheme: str = "soc2000", k: int = 5,
+                        model_dir: str | None = None, missing_code: str = MISSING_CODE,
                         threshold: float | None = None) -> Any:
     """Code a Dask DataFrame partition by partition on the cluster it belongs to (lazy).
 
     Returns a Dask DataFrame with ``ddf``'s columns plus the coding columns, exactly as
     `code_frame` adds them. Each worker loads the model from ``model_dir`` once; the model
-    must already be built there (``coder build``). Titles are deduplicated within each
-    partition (and by each worker's engine cache across partitions).
+    must already be built there (``coder build``). Each distinct (title, industry,
+    description) is coded once within a partition (and the worker's engine cache spans
+    partitions).
 
     Examples
     --------
@@ -75,15 +79,16 @@ def code_dask_dataframe(ddf: Any, column: str, industry_column: str | None = Non
     >>> from distributed import Client
     >>> client = Client("tcp://scheduler:8786")
     >>> ddf = dd.read_csv("answers-*.csv", dtype=str, keep_default_na=False)
-    >>> code_dask_dataframe(ddf, "job_title", "industry").to_parquet("coded/")
+    >>> code_dask_dataframe(ddf, "job_title", "industry", "job_description").to_parquet("coded/")
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     name = load_scheme(scheme).name
-    check_columns(list(ddf.columns), column, industry_column, output_columns(name, k), "the Dask DataFrame")
+    named = {"title": column, "industry": industry_column, "description": description_column}
+    check_columns(list(ddf.columns), named, output_columns(name, k), "the Dask DataFrame")
     meta = _meta(ddf._meta, name, k)
     return ddf.map_partitions(
-        _code_partition, column, industry_column, name, k,
+        _code_partition, column, industry_column, description_column, name, k,
         str(model_dir) if model_dir is not None else None, missing_code, threshold,
         meta=meta, align_dataframes=False,
     )

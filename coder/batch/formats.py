@@ -4,13 +4,26 @@ Readers yield `pandas.DataFrame` chunks that keep every column and row of the in
 
 * CSV / TSV / TXT are read as strings (``dtype=str, keep_default_na=False``, blank lines kept
   as empty rows), so answers such as ``"N/A"`` or codes such as ``"0110"`` survive untouched.
-  Without ``--encoding`` the encoding is sniffed: a BOM decides (UTF-8 or UTF-16); otherwise
-  the file is read as UTF-8 and any byte sequence that is not valid UTF-8 is decoded as
-  cp1252 (Latin-1 for the five bytes cp1252 leaves undefined). A cp1252/Latin-1 export, a UTF-8
-  file and a file pasted together from both therefore all read without mojibake or errors.
   A .txt file uses whatever delimiter its header line shows (tab, comma, ``;`` or ``|``);
-  written .txt files are tab-separated.
-* Excel (.xlsx, first sheet, first row = header) is read as text the same way.
+  written .txt files are tab-separated. A data row with more fields than the header is an
+  error (pandas would otherwise take the extra fields as row labels and lose a column).
+* Encodings of text files. ``--encoding`` settles it: the file is decoded with that codec,
+  strictly (a byte that is not valid there is an error, never a guess). Without it:
+
+  - a byte-order mark decides: UTF-8, UTF-16 or UTF-32 (LE or BE);
+  - UTF-16 without a BOM is recognised by its zero bytes (mostly-Latin text), and decoded
+    strictly;
+  - anything else is read as UTF-8, cell by cell: a cell that is not valid UTF-8 has its
+    invalid bytes read as cp1252 (Latin-1 for the five bytes cp1252 leaves undefined). Such
+    cells are counted, and the run says how many there were and where the first one is, so
+    a Latin-2 or MacRoman file read this way does not go unnoticed: run it again with
+    ``--encoding iso-8859-2`` (or ``mac-roman``). Valid UTF-8 cells are never changed.
+
+  `Source.text` says which encoding was used and how it was chosen; `Source.fallback_cells`
+  how many cells needed the fallback.
+* Excel (.xlsx, first sheet, first row = header) is read as text the same way. A column with
+  data but no header gets the name ``Unnamed: N`` (as pandas names it); columns and rows that
+  are empty to the right and at the bottom of the sheet (formatting only) are left out.
 * Parquet keeps its Arrow types; Stata and SPSS keep their numeric types, with variable
   and value labels carried over to the output where the format can hold them.
 
@@ -18,16 +31,27 @@ Writers ("sinks") never write the target path directly. CSV/TSV output is append
 ``.NAME.partial`` file in the target's directory; the other formats spill each chunk to a part
 file in a hidden ``.NAME.parts/`` directory and are assembled at the end (Parquet and Excel
 streaming through the parts, Stata and SPSS in one go because pandas and pyreadstat cannot
-append, so those two need memory in proportion to the output). Only a complete file whose
-row count has been checked by reading it back is renamed onto the target.
+append, so those two need memory in proportion to the output). Part files are data, not
+code: Parquet when pyarrow is installed, otherwise CSV with a small JSON file of column types
+(nothing in them is ever unpickled or executed). Only a complete file whose row count has been
+checked by reading it back is renamed onto the target.
 
+What an output format cannot hold
+---------------------------------
 Spreadsheet formulas: in CSV, TSV and Excel output a text cell that starts with ``=``, ``+``,
 ``-``, ``@``, a tab or a carriage return is prefixed with ``'`` (the OWASP advice against CSV
 injection), unless the whole cell is a plain number such as ``-9``, ``-3.5`` or ``+44``: those
 cannot run as formulas and must stay machine-readable, so the missing code ``-9`` is written as
-is. This is the one place where output cells can differ from input cells; Parquet, Stata and
-SPSS output is never escaped. Excel cells also cannot hold most control characters: they are
-replaced by U+FFFD in .xlsx output (CSV keeps them).
+is. Parquet, Stata and SPSS output is never escaped. Beyond that, output cells equal input
+cells except where the format cannot hold them:
+
+* Excel cells cannot hold most control characters (they become U+FFFD) nor more than 32,767
+  characters (an error names the row; write .csv or .parquet instead), and a carriage return
+  in an Excel cell reads back as a line feed (XML line ends);
+* Stata and SPSS strings cannot hold NUL characters (they become U+FFFD) and have no missing
+  value for text (empty instead); SPSS drops trailing spaces from strings;
+* Stata and SPSS variable names are restricted: a column whose name the format cannot hold is
+  an error before anything is coded (rename it, or write another format).
 """
 
 from __future__ import annotations
@@ -35,10 +59,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,8 +76,8 @@ import pandas as pd
 from ..errors import InputError
 
 __all__ = [
-    "FORMATS", "file_format", "open_source", "Source", "open_sink", "Sink",
-    "escape_formula", "escape_formulas", "sniff_encoding",
+    "FORMATS", "file_format", "open_source", "Source", "TextEncoding", "open_sink", "Sink",
+    "escape_formula", "escape_formulas", "sniff_encoding", "check_output_names", "part_format",
 ]
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "txt", ".xlsx": "xlsx", ".parquet": "parquet",
@@ -88,6 +115,7 @@ def _need(module: str, extra: str, path: str | os.PathLike) -> Any:
 
 # ---------------------------------------------------------------------------- encodings
 
+FALLBACK = "cp1252"
 _UNDEFINED_CP1252 = frozenset(b"\x81\x8d\x8f\x90\x9d")
 
 
@@ -101,16 +129,98 @@ def _cp1252_fallback(exc: UnicodeError) -> tuple[str, int]:
 
 codecs.register_error("coder-cp1252", _cp1252_fallback)
 
+# Longest first: the UTF-32 LE mark starts with the UTF-16 LE one.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32", "UTF-32 LE"), (codecs.BOM_UTF32_BE, "utf-32", "UTF-32 BE"),
+         (codecs.BOM_UTF8, "utf-8", "UTF-8"), (codecs.BOM_UTF16_LE, "utf-16", "UTF-16 LE"),
+         (codecs.BOM_UTF16_BE, "utf-16", "UTF-16 BE"))
 
-def sniff_encoding(path: str | os.PathLike) -> tuple[str, str]:
-    """(encoding, errors) to open a text file with; see the module docstring."""
+
+@dataclass(frozen=True)
+class TextEncoding:
+    """How a text file is decoded, and why.
+
+    ``codec`` decodes the text after ``skip`` bytes (a UTF-8 BOM). With ``fallback`` the file
+    is read as UTF-8 cell by cell and a cell that is not valid UTF-8 is decoded with the
+    fallback for its invalid bytes (counted); without it decoding is strict.
+    """
+
+    codec: str
+    name: str  # for people: "UTF-8", "UTF-16 LE", "cp1252", ...
+    how: str  # "byte-order mark", "detected", "--encoding", "default"
+    fallback: str | None = None
+    skip: int = 0
+    bom: bool = False  # the file starts with a UTF-8 BOM (UTF-8 output keeps one)
+
+    def describe(self) -> str:
+        """``UTF-8 (default; cells that are not valid UTF-8 read as cp1252)`` and the like."""
+        extra = f"; cells that are not valid UTF-8 read as {self.fallback}" if self.fallback else ""
+        return f"{self.name} ({self.how}{extra})"
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """``utf-16-le``/``utf-16-be`` when ``head`` looks like mostly-Latin UTF-16 text, else None."""
+    n = len(head) // 2 * 2
+    if n < 8:
+        return None
+    pairs = n // 2
+    zero_even, zero_odd = head[0:n:2].count(0), head[1:n:2].count(0)
+    if zero_odd >= 0.3 * pairs and zero_even <= 0.05 * pairs:
+        codec = "utf-16-le"
+    elif zero_even >= 0.3 * pairs and zero_odd <= 0.05 * pairs:
+        codec = "utf-16-be"
+    else:
+        return None
+    try:
+        codecs.getincrementaldecoder(codec)().decode(head[:n], final=False)
+    except UnicodeDecodeError:
+        return None
+    return codec
+
+
+def sniff_encoding(path: str | os.PathLike, encoding: str | None = None) -> TextEncoding:
+    """How to decode the text file ``path`` (see the module docstring); ``encoding`` settles it.
+
+    Raises InputError for an encoding Python does not know.
+    """
     with open(path, "rb") as fh:
-        head = fh.read(4)
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig", "coder-cp1252"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16", "strict"
-    return "utf-8", "coder-cp1252"
+        head = fh.read(1 << 16)
+    utf8_bom = head.startswith(codecs.BOM_UTF8)
+    if encoding:
+        try:
+            name = codecs.lookup(encoding).name
+        except LookupError:
+            raise InputError(f"unknown encoding {encoding!r} (try utf-8, cp1252, latin-1, "
+                             "iso-8859-2, mac-roman or utf-16)") from None
+        if name == "utf-8":  # a BOM is not part of the first column's name
+            return TextEncoding("utf-8", "UTF-8", "--encoding", skip=3 if utf8_bom else 0, bom=utf8_bom)
+        return TextEncoding(encoding, encoding, "--encoding", bom=utf8_bom and name == "utf-8-sig")
+    for mark, codec, name in _BOMS:
+        if head.startswith(mark):
+            if codec == "utf-8":
+                return TextEncoding("utf-8", name, "byte-order mark", FALLBACK, skip=3, bom=True)
+            return TextEncoding(codec, name, "byte-order mark")
+    utf16 = _utf16_without_bom(head)
+    if utf16:
+        return TextEncoding(utf16, utf16.upper().replace("-LE", " LE").replace("-BE", " BE"),
+                            "detected, no byte-order mark")
+    return TextEncoding("utf-8", "UTF-8", "default", FALLBACK)
+
+
+def _decode_cell(text: str, fallback: str) -> tuple[str, bool]:
+    """A cell read as Latin-1 (its bytes) decoded as UTF-8; (text, whether it needed the fallback)."""
+    raw = text.encode("latin-1")
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", f"coder-{fallback}"), True
+
+
+def _ascii_mask(col: pd.Series) -> np.ndarray:
+    try:
+        mask = col.str.isascii()
+    except (AttributeError, TypeError):  # pandas < 3
+        mask = col.map(lambda v: not isinstance(v, str) or v.isascii())
+    return mask.fillna(True).to_numpy(dtype=bool)
 
 
 # ---------------------------------------------------------------------------- formulas
@@ -133,8 +243,8 @@ def escape_formula(value: object) -> object:
 def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every text cell that would start a formula escaped (``frame`` is kept)."""
     frame = frame.copy(deep=False)
-    for name in frame.columns:
-        col = frame[name]
+    for j in range(frame.shape[1]):
+        col = frame.iloc[:, j]
         if not _is_text(col):
             continue
         risky = col.str.startswith(_FORMULA_START) if not pd.api.types.is_object_dtype(col.dtype) else \
@@ -144,7 +254,7 @@ def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
             values = col.to_numpy(dtype=object, copy=True)
             idx = np.flatnonzero(risky)
             values[idx] = [escape_formula(v) for v in values[idx]]
-            frame[name] = pd.Series(values, index=frame.index, dtype=col.dtype)
+            frame.isetitem(j, pd.Series(values, index=frame.index, dtype=col.dtype))
     return frame
 
 
@@ -156,18 +266,32 @@ class Source:
     """An input file: its format, its columns, and a way to read it in chunks.
 
     ``labels`` carries what the format can say about its columns (Stata/SPSS variable and
-    value labels) so writers of the same format can put it back.
+    value labels) so writers of the same format can put it back. For text files ``text``
+    says how they are decoded; after reading, ``fallback_cells`` counts the cells that were
+    not valid UTF-8 and ``fallback_first`` gives the first one as (row, column), rows
+    counted from 1 = the first data row (0 = the header).
     """
 
     path: Path
     format: str
     columns: list[str]
     total_rows: int | None = None
-    encoding: str | None = None
-    errors: str = "strict"
+    text: TextEncoding | None = None
     sep: str | None = None
-    bom: bool = False
     labels: dict[str, Any] = field(default_factory=dict)
+    width: int | None = None  # .xlsx: columns read from each row
+    fallback_cells: int = 0
+    fallback_first: tuple[int, str] | None = None
+    header_fallback: tuple[int, tuple[int, str] | None] = (0, None)  # header names that needed it
+
+    @property
+    def bom(self) -> bool:
+        return self.text is not None and self.text.bom
+
+    @property
+    def encoding(self) -> str | None:
+        """How a text file is decoded, for people (None for other formats)."""
+        return self.text.describe() if self.text else None
 
     def chunks(self, size: int) -> Iterator[pd.DataFrame]:
         """Yield the file as DataFrames of at most ``size`` rows (a fresh RangeIndex each)."""
@@ -187,7 +311,13 @@ class Source:
 
     # -- text
     def _open_text(self) -> io.TextIOWrapper:
-        return open(self.path, encoding=self.encoding, errors=self.errors, newline="")
+        assert self.text is not None
+        raw = open(self.path, "rb")
+        raw.seek(self.text.skip)
+        # With a fallback the text goes through as Latin-1 (one character per byte, nothing
+        # lost); cells are then decoded one by one (`_repair`), so each can be counted.
+        codec = "latin-1" if self.text.fallback else self.text.codec
+        return io.TextIOWrapper(raw, encoding=codec, errors="strict", newline="")
 
     def _read_csv(self, handle: Any, **kw: Any) -> Any:
         return pd.read_csv(
@@ -195,13 +325,51 @@ class Source:
             skip_blank_lines=False, engine="c", quoting=csv.QUOTE_MINIMAL, **kw,
         )
 
+    def _decoding_error(self, exc: UnicodeDecodeError) -> InputError:
+        assert self.text is not None
+        return InputError(f"{self.path}: not valid {self.text.name} ({exc.reason}, byte "
+                          f"{exc.object[exc.start:exc.start + 1]!r}); give the file's encoding with "
+                          "--encoding (for example cp1252, iso-8859-2, mac-roman or utf-16)")
+
     def _chunks_text(self, size: int) -> Iterator[pd.DataFrame]:
+        self.fallback_cells, self.fallback_first = self.header_fallback
+        row = 0
         with self._open_text() as fh:
             try:
                 with self._read_csv(fh, chunksize=size) as reader:
-                    yield from reader
+                    for chunk in reader:
+                        if not isinstance(chunk.index, pd.RangeIndex):
+                            raise InputError(
+                                f"{self.path}: a data row has more fields than the header "
+                                f"({len(self.columns)} names), so a column would have no name; "
+                                "add the missing names to the header row")
+                        if self.text is not None and self.text.fallback:
+                            self._repair(chunk, row)
+                        row += len(chunk)
+                        yield chunk
             except pd.errors.ParserError as exc:
                 raise InputError(f"{self.path}: not a well-formed {self.format.upper()} file ({exc})") from None
+            except UnicodeDecodeError as exc:
+                raise self._decoding_error(exc) from None
+
+    def _repair(self, chunk: pd.DataFrame, row0: int) -> None:
+        """Decode the cells of ``chunk`` (read as Latin-1) as UTF-8, in place, counting fallbacks."""
+        fallback = self.text.fallback  # type: ignore[union-attr]
+        for j in range(chunk.shape[1]):
+            col = chunk.iloc[:, j]
+            todo = np.flatnonzero(~_ascii_mask(col))
+            if not len(todo):
+                continue
+            values = col.to_numpy(dtype=object, copy=True)
+            codes, uniques = pd.factorize(values[todo])  # answers repeat: decode each once
+            decoded = [_decode_cell(v, fallback) for v in uniques]
+            values[todo] = np.asarray([text for text, _ in decoded], dtype=object)[codes]
+            bad = np.asarray([b for _, b in decoded], dtype=bool)[codes]
+            if bad.any():
+                self.fallback_cells += int(bad.sum())
+                if self.fallback_first is None:
+                    self.fallback_first = (row0 + int(todo[np.argmax(bad)]) + 1, self.columns[j])
+            chunk.isetitem(j, pd.Series(values, index=chunk.index, dtype=col.dtype))
 
     # -- excel
     def _chunks_xlsx(self, size: int) -> Iterator[pd.DataFrame]:
@@ -210,13 +378,17 @@ class Source:
         try:
             rows = wb.worksheets[0].iter_rows(values_only=True)
             next(rows, None)  # header, already in self.columns
-            width = len(self.columns)
+            width = self.width if self.width is not None else len(self.columns)
             batch: list[list[str]] = []
             blank: list[list[str]] = []  # empty rows are held back: trailing ones are dropped
-            for row in rows:
+            for number, row in enumerate(rows, start=1):
+                if len(row) > width and not all(_blank(v) for v in row[width:]):
+                    raise InputError(f"{self.path}: row {number + 1} has data to the right of the "
+                                     f"{width} columns found from the sheet's size; open and save the "
+                                     "file in Excel (which records the size) or export it as CSV")
                 cells = [_excel_text(v) for v in row[:width]]
                 cells += [""] * (width - len(cells))
-                if not any(row):
+                if all(_blank(v) for v in row):
                     blank.append(cells)
                     continue
                 batch.extend(blank)
@@ -253,6 +425,10 @@ class Source:
             yield frame
 
 
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value == "")
+
+
 def _excel_text(value: object) -> str:
     """An Excel cell as the text a CSV export would hold."""
     if value is None:
@@ -262,6 +438,58 @@ def _excel_text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _dedupe(names: Sequence[str]) -> list[str]:
+    """Column names made unique as pandas' CSV reader does (``x``, ``x.1``, ``x.2``)."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        new, n = name, 0
+        while new in seen:
+            n += 1
+            new = f"{name}.{n}"
+        seen.add(new)
+        out.append(new)
+    return out
+
+
+def _xlsx_source(path: Path) -> Source:
+    openpyxl = _need("openpyxl", "excel", path)
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zipfile/XML errors: not an Excel file
+        raise InputError(f"{path}: not a readable .xlsx file ({exc})") from None
+    try:
+        ws = wb.worksheets[0]
+        rows = ws.iter_rows(values_only=True)
+        header = next(rows, None)
+        if not header:
+            raise InputError(f"{path}: the first sheet is empty; expected a header row")
+        named = [i for i, v in enumerate(header) if not _blank(v)]
+        width = named[-1] + 1 if named else 0
+        declared = ws.max_column  # from the sheet's recorded size; None when it has none
+        total = max((ws.max_row or 1) - 1, 0)
+        if declared is None or declared > width:
+            # Columns beyond the last header name: keep those that hold data (a column with no
+            # header is still data), drop those that are only formatting. Needs one pass.
+            total = 0
+            for number, row in enumerate(rows, start=1):
+                for j in range(len(row) - 1, width - 1, -1):
+                    if not _blank(row[j]):
+                        width = j + 1
+                        break
+                if not all(_blank(v) for v in row):
+                    total = number
+    except InputError:
+        raise
+    except Exception as exc:  # a corrupt sheet inside a readable zip
+        raise InputError(f"{path}: not a readable .xlsx file ({exc})") from None
+    finally:
+        wb.close()
+    names = [_excel_text(header[i]) if i < len(header) else "" for i in range(width)]
+    columns = _dedupe([name or f"Unnamed: {i}" for i, name in enumerate(names)])
+    return Source(path, "xlsx", columns, total, width=width)
 
 
 def open_source(path: str | os.PathLike, *, encoding: str | None = None) -> Source:
@@ -276,23 +504,7 @@ def open_source(path: str | os.PathLike, *, encoding: str | None = None) -> Sour
     if fmt in _SEPARATORS:
         return _text_source(path, fmt, encoding)
     if fmt == "xlsx":
-        openpyxl = _need("openpyxl", "excel", path)
-        try:
-            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        except Exception as exc:  # zipfile/XML errors: not an Excel file
-            raise InputError(f"{path}: not a readable .xlsx file ({exc})") from None
-        try:
-            ws = wb.worksheets[0]
-            header = next(ws.iter_rows(values_only=True), None)
-            total = max((ws.max_row or 1) - 1, 0)
-        finally:
-            wb.close()
-        if not header:
-            raise InputError(f"{path}: the first sheet is empty; expected a header row")
-        columns = [_excel_text(v) or f"Unnamed: {i}" for i, v in enumerate(header)]
-        while columns and columns[-1].startswith("Unnamed: "):
-            columns.pop()  # formatting-only columns at the right
-        return Source(path, fmt, columns, total)
+        return _xlsx_source(path)
     if fmt == "parquet":
         pq = _need("pyarrow.parquet", "parquet", path)
         try:
@@ -333,20 +545,13 @@ def open_source(path: str | os.PathLike, *, encoding: str | None = None) -> Sour
 
 
 def _text_source(path: Path, fmt: str, encoding: str | None) -> Source:
-    if encoding:
+    text = sniff_encoding(path, encoding)
+    source = Source(path, fmt, [], None, text)
+    with source._open_text() as fh:
         try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise InputError(f"unknown encoding {encoding!r} (try utf-8, cp1252 or latin-1)") from None
-        enc, errors = encoding, "strict"
-    else:
-        enc, errors = sniff_encoding(path)
-    with open(path, "rb") as fh:
-        bom = fh.read(3) == codecs.BOM_UTF8
-    if bom and codecs.lookup(enc).name == "utf-8":
-        enc = "utf-8-sig"  # --encoding utf-8 on a file with a BOM: do not glue it to the first name
-    with open(path, encoding=enc, errors=errors, newline="") as fh:
-        first = fh.readline()
+            first = fh.readline()
+        except UnicodeDecodeError as exc:
+            raise source._decoding_error(exc) from None
     if not first.strip("\r\n"):
         raise InputError(f"{path}: the file is empty or its first line is blank; expected a header row")
     sep = _SEPARATORS[fmt]
@@ -354,13 +559,23 @@ def _text_source(path: Path, fmt: str, encoding: str | None) -> Source:
         # .txt: whatever delimiter the header uses; .csv: a European ';' export.
         found = [s for s in ("\t", ",", ";", "|") if s in first]
         sep = found[0] if found else sep
-    source = Source(path, fmt, [], None, enc, errors, sep, bom)
+    source.sep = sep
     with source._open_text() as fh:
         try:
             header = source._read_csv(fh, nrows=0)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise InputError(f"{path}: not a well-formed {fmt.upper()} file ({exc})") from None
-    source.columns = [str(c) for c in header.columns]
+        except UnicodeDecodeError as exc:
+            raise source._decoding_error(exc) from None
+    columns = [str(c) for c in header.columns]
+    if text.fallback:
+        decoded = [_decode_cell(c, text.fallback) for c in columns]
+        columns = [c for c, _ in decoded]
+        bad = [i for i, (_, b) in enumerate(decoded) if b]
+        if bad:
+            source.header_fallback = (len(bad), (0, columns[bad[0]]))
+            source.fallback_cells, source.fallback_first = source.header_fallback
+    source.columns = columns
     if len(set(source.columns)) != len(source.columns):  # pragma: no cover - pandas dedupes
         raise InputError(f"{path}: duplicate column names in the header")
     return source
@@ -535,10 +750,101 @@ def _count_text_rows(path: Path, sep: str) -> int:
     return rows
 
 
-class PartsSink(Sink):
-    """Chunks spilled as pickled part files in ``.NAME.parts/``, assembled by ``commit``.
+def part_format() -> str:
+    """The format part files are written in: ``parquet`` with pyarrow installed, else ``csv``."""
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return "csv"
+    return "parquet"
 
-    The part files are private to this run (written here, read back only by this module).
+
+def _write_parquet_part(frame: pd.DataFrame, path: Path) -> bool:
+    """Write ``frame`` as Parquet; False when pyarrow cannot hold a column (mixed Python objects)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return False
+    pq.write_table(table, path)
+    return True
+
+
+def _read_parquet_part(path: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pandas()
+
+
+# CSV part files: every cell is quoted and tagged with its type ("s" text, "i" integer, "f" float,
+# "b" boolean, "t" timestamp, "r" anything else as text, "" missing), so text such as "" or "1"
+# and numbers come back as they went in; a JSON file beside it records names and dtypes.
+def _tag(value: object) -> str:
+    if isinstance(value, str):
+        return "s" + value
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "b1" if value else "b0"
+    if isinstance(value, (int, np.integer)):
+        return f"i{int(value)}"
+    if isinstance(value, (float, np.floating)):
+        return "f" + repr(float(value))
+    if isinstance(value, pd.Timestamp):
+        return "t" + value.isoformat()
+    return "r" + str(value)
+
+
+def _untag(cell: str) -> object:
+    if not cell:
+        return None
+    kind, text = cell[0], cell[1:]
+    if kind == "i":
+        return int(text)
+    if kind == "f":
+        return float(text)
+    if kind == "b":
+        return text == "1"
+    if kind == "t":
+        return pd.Timestamp(text)
+    return text
+
+
+def _write_csv_part(frame: pd.DataFrame, path: Path) -> None:
+    meta = {"columns": [str(c) for c in frame.columns], "dtypes": [str(t) for t in frame.dtypes]}
+    meta_path = path.with_suffix(".json")
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    _fsync(meta_path)
+    columns = [frame.iloc[:, j].astype(object).tolist() for j in range(frame.shape[1])]
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writerows([_tag(v) for v in row] for row in zip(*columns))
+
+
+def _read_csv_part(path: Path) -> pd.DataFrame:
+    meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    data = {}
+    for j, (name, dtype) in enumerate(zip(meta["columns"], meta["dtypes"])):
+        values = [_untag(row[j]) for row in rows]
+        try:
+            col = pd.Series(values, dtype=dtype) if values else pd.Series([], dtype=dtype)
+        except (TypeError, ValueError):
+            col = pd.Series(values, dtype=object)
+        data[j] = col
+    frame = pd.DataFrame(data)
+    frame.columns = meta["columns"]
+    return frame
+
+
+class PartsSink(Sink):
+    """Chunks spilled as part files in ``.NAME.parts/``, assembled by ``commit``.
+
+    Parts are data files (`part_format`: Parquet, else CSV with a JSON file of dtypes), private
+    to this run: written here and read back only by this module, never unpickled.
     """
 
     def __init__(self, target: Path, fmt: str, *, labels: OutputLabels | None = None,
@@ -551,36 +857,58 @@ class PartsSink(Sink):
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir.mkdir(parents=True)
             self.parts, self.rows = 0, 0
+            self.part_format = part_format()
         else:
             self.parts, self.rows = int(state["parts"]), int(state["rows"])
-            missing = [p for p in range(self.parts) if not self._part(p).is_file()]
+            self.part_format = state.get("part_format", "")
+            if self.part_format not in ("parquet", "csv") or (self.part_format == "parquet"
+                                                              and part_format() != "parquet"):
+                raise InputError(f"cannot resume: the part files in {self.dir} cannot be read here; "
+                                 "run again without --resume")
+            missing = [p for p in range(self.parts) if self._part(p) is None]
             if missing:
                 raise InputError(f"cannot resume: part files are missing from {self.dir}; "
                                  "run again without --resume")
-            for extra in self.dir.glob("part-*"):
-                if int(extra.name[5:11]) >= self.parts:
+            for extra in self.dir.iterdir():
+                number = extra.name[5:11]
+                if not extra.name.startswith("part-") or not number.isdigit() or int(number) >= self.parts:
                     extra.unlink()  # written after the last checkpoint
 
-    def _part(self, i: int) -> Path:
-        return self.dir / f"part-{i:06d}.pkl"
+    def _part(self, i: int) -> Path | None:
+        """Part ``i``'s data file (None when it is missing)."""
+        for suffix in (".parquet", ".csv"):
+            path = self.dir / f"part-{i:06d}{suffix}"
+            if path.is_file():
+                return path
+        return None
 
     def append(self, frame: pd.DataFrame) -> None:
         if self.fmt == "xlsx":
             _check_excel_fits(frame, self.rows, self.target)
-        path = self._part(self.parts)
-        tmp = path.with_suffix(".tmp")
-        frame.to_pickle(tmp)
+        stem = self.dir / f"part-{self.parts:06d}"
+        tmp = stem.with_suffix(".tmp")
+        if self.part_format == "parquet" and _write_parquet_part(frame, tmp):
+            final = stem.with_suffix(".parquet")
+        else:
+            _write_csv_part(frame, tmp)  # its JSON file of types goes straight to part-N.json
+            final = stem.with_suffix(".csv")
         _fsync(tmp)
-        os.replace(tmp, path)
+        os.replace(tmp, final)  # the data file appears last: its presence means the part is whole
         self.parts += 1
         self.rows += len(frame)
 
     def checkpoint(self) -> dict:
-        return {"parts": self.parts, "rows": self.rows}
+        return {"parts": self.parts, "rows": self.rows, "part_format": self.part_format}
+
+    def _read_part(self, i: int) -> pd.DataFrame:
+        path = self._part(i)
+        if path is None:
+            raise InputError(f"{self.dir}: part file {i} disappeared during the run")
+        return _read_parquet_part(path) if path.suffix == ".parquet" else _read_csv_part(path)
 
     def _frames(self) -> Iterator[pd.DataFrame]:
         for i in range(self.parts):
-            yield pd.read_pickle(self._part(i))
+            yield self._read_part(i)
 
     def commit(self) -> int:
         partial = _partial_name(self.target, "partial")
@@ -604,8 +932,12 @@ class PartsSink(Sink):
 
         writer = None
         try:
-            for frame in self._frames():
-                table = pa.Table.from_pandas(frame, preserve_index=False)
+            for i in range(self.parts):
+                part = self._part(i)
+                if part is not None and part.suffix == ".parquet":
+                    table = pq.read_table(part)
+                else:
+                    table = pa.Table.from_pandas(self._read_part(i), preserve_index=False)
                 if writer is None:
                     writer = pq.ParquetWriter(path, table.schema)
                 writer.write_table(table.cast(writer.schema))
@@ -676,9 +1008,9 @@ class PartsSink(Sink):
         variable_labels = {k: v[:80] for k, v in variable_labels.items() if v and k in frame}
         long_text = []
         for c in frame.columns:
-            if _is_text(frame[c]):
+            if _is_text(frame[c]) or _all_missing(frame[c]):
                 # Stata strings cannot be missing (empty instead); over 2,045 bytes they are strL.
-                frame[c] = frame[c].astype(object).where(frame[c].notna(), "").astype(str).astype(object)
+                frame[c] = _stat_text(frame[c])
                 if len(frame) and frame[c].map(lambda v: len(v.encode("utf-8"))).max() > 2045:
                     long_text.append(c)
         frame.to_stata(path, write_index=False, version=118, value_labels=value_labels or None,
@@ -702,8 +1034,8 @@ class PartsSink(Sink):
             missing[col] = [float(self.labels.missing_code)]
         column_labels = {**src.get("column_labels", {}), **self.labels.variable_labels}
         for c in frame.columns:
-            if _is_text(frame[c]):
-                frame[c] = frame[c].astype(object).where(frame[c].notna(), "").astype(str).astype(object)
+            if _is_text(frame[c]) or _all_missing(frame[c]):
+                frame[c] = _stat_text(frame[c])
         pyreadstat.write_sav(
             frame, str(path),
             column_labels={c: column_labels.get(c) for c in frame.columns} if column_labels else None,
@@ -713,6 +1045,53 @@ class PartsSink(Sink):
         )
         _, meta = pyreadstat.read_sav(str(path), metadataonly=True)
         return int(meta.number_rows)
+
+
+def _all_missing(col: pd.Series) -> bool:
+    """A column with no type of its own (Arrow's null type, or objects that are all missing)."""
+    return str(col.dtype) == "null[pyarrow]" or (col.dtype == object and not col.notna().any())
+
+
+def _stat_text(col: pd.Series) -> pd.Series:
+    """Text for Stata/SPSS: missing as empty, NUL (which ends a string there) as U+FFFD."""
+    values = col.astype(object).where(col.notna(), "").astype(str)
+    return values.str.replace("\x00", "\ufffd", regex=False).astype(object)
+
+
+def check_output_names(target: str | os.PathLike, columns: Sequence[str]) -> None:
+    """InputError when ``target``'s format cannot hold a column name (Stata, SPSS) as it is.
+
+    pandas would rename such a Stata variable with only a warning, and pyreadstat fails at the
+    end of the run; checked on an empty table before anything is coded.
+    """
+    target = Path(target)
+    fmt = file_format(target)
+    if fmt not in ("dta", "sav"):
+        return
+    empty = pd.DataFrame({j: pd.Series([], dtype=object) for j in range(len(columns))})
+    empty.columns = list(columns)
+    fix = "rename it, or write .csv or .parquet"
+    if fmt == "dta":
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                empty.to_stata(buf, write_index=False, version=118)
+            except ValueError as exc:
+                raise InputError(f"{target}: the columns cannot be Stata variables ({exc}); {fix}") from None
+        buf.seek(0)
+        written = list(pd.read_stata(buf).columns)
+        for name, new in zip(columns, written):
+            if name != new:
+                raise InputError(f"{target}: column {name!r} cannot be a Stata variable name (letters, "
+                                 f"digits and _, at most 32 characters; Stata would call it {new!r}); {fix}")
+        return
+    pyreadstat = _need("pyreadstat", "spss", target)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            pyreadstat.write_sav(empty, str(Path(tmp) / "names.sav"))
+        except Exception as exc:  # pyreadstat.ReadstatError, PyreadstatError
+            raise InputError(f"{target}: the columns cannot be SPSS variables ({exc}); {fix}") from None
 
 
 def _count_xlsx_rows(path: Path) -> int:

@@ -1,4 +1,5 @@
-"""Coding a table: distinct (title, industry) pairs coded once, results laid out as columns.
+"""Coding a table: each distinct (title, industry, description) coded once, results laid
+out as columns.
 
 This is the part shared by `code_frame` (a pandas DataFrame in memory), the streaming file
 runner and the Dask partitions.
@@ -6,7 +7,7 @@ runner and the Dask partitions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -20,32 +21,45 @@ from ..schemes import MISSING_CODE
 if TYPE_CHECKING:
     from ..engine import Coder
 
-__all__ = ["code_frame", "output_columns", "check_columns", "Coded", "Row", "ChunkCoder", "coded_rows",
-           "format_candidates", "format_candidate_titles"]
+__all__ = ["code_frame", "output_columns", "check_columns", "Coded", "Row", "Key", "ChunkCoder", "coded_rows",
+           "format_candidates", "format_candidate_titles", "factorize_keys", "CONTEXT"]
 
-# One coded (title, industry): code, title, confidence, status, method, matched entry, reason,
+# One coded answer: code, title, confidence, status, method, matched entry, reason,
 # candidates as ((code, title, confidence), ...). Plain tuples: cheap to pickle between processes.
 Coded = tuple[str, str, float, str, str, str, str, tuple[tuple[str, str, float], ...]]
-Key = tuple[str | None, str | None]
+# An answer as read: (title, industry, description), None where a column is absent or empty.
+Key = tuple[str | None, str | None, str | None]
+# The context columns a key carries after the title, in key order (as `Coder.code_many` takes them).
+CONTEXT = ("industry", "description")
 
-# Titles longer than this are not kept in the run cache (they are uncodable anyway).
+# Answers longer than this (all parts together) are not kept in the run cache (uncodable anyway).
 _CACHEABLE_CHARS = 2_000
 
 
-def output_columns(scheme: str, k: int) -> list[str]:
-    """Names of the columns coding adds, in order, for ``scheme`` and ``k`` candidates."""
+def output_columns(scheme: str, k: int = 1, *, candidates: bool | None = None) -> list[str]:
+    """Names of the columns coding adds, in order, for ``scheme``.
+
+    A ``candidates`` column comes last when ``candidates`` is true (by default: when ``k > 1``).
+    """
     cols = [scheme, f"{scheme}_title", "confidence", "status", "method", "matched_entry", "reason"]
-    return cols + ["candidates"] if k > 1 else cols
+    return cols + ["candidates"] if (k > 1 if candidates is None else candidates) else cols
 
 
-def check_columns(columns: Sequence[str], column: str, industry_column: str | None,
-                  added: Sequence[str], where: str = "the input") -> None:
-    """InputError unless ``column`` (and ``industry_column``) exist and nothing clashes."""
+def check_columns(columns: Sequence[object], named: Mapping[str, str | None], added: Sequence[str],
+                  where: str = "the input") -> None:
+    """InputError unless every named column exists and no column clashes with ``added``.
+
+    ``named`` maps a role ("title", "industry", "description") to the column given for it
+    (None: not used).
+    """
     present = [str(c) for c in columns]
-    for name, what in ((column, "title column"), (industry_column, "industry column")):
+    for role, name in named.items():
         if name is not None and name not in present:
             shown = ", ".join(repr(c) for c in present[:20]) + (" ..." if len(present) > 20 else "")
-            raise InputError(f"{where} has no column {name!r} ({what}); its columns are: {shown}")
+            raise InputError(f"{where} has no column {name!r} ({role} column); its columns are: {shown}")
+        if name is not None and present.count(name) > 1:
+            raise InputError(f"{where} has {present.count(name)} columns named {name!r} ({role} column); "
+                             "rename them so the column to code is clear")
     clash = [c for c in added if c in present]
     if clash:
         raise InputError(
@@ -56,19 +70,20 @@ def check_columns(columns: Sequence[str], column: str, industry_column: str | No
 
 def coded_row(result: Result) -> Coded:
     """A `Result` as the flat tuple the batch code passes around."""
+    reason = str(result.reason)  # a Reason member's text: plain str between processes and in files
     if result.status == "uncodable" or not result.candidates:
-        return (MISSING_CODE, "", 0.0, "uncodable", "", "", result.reason, ())
+        return (MISSING_CODE, "", 0.0, "uncodable", "", "", reason, ())
     best = result.candidates[0]
     cands = tuple((c.code, c.title, round(c.confidence, 3)) for c in result.candidates)
     return (best.code, best.title, round(best.confidence, 3), result.status, best.method,
-            best.matched_entry, result.reason, cands)
+            best.matched_entry, reason, cands)
 
 
 def coded_rows(coder: "Coder", keys: Sequence[Key], k: int) -> list[Coded]:
-    """Code distinct (title, industry) keys with ``coder``; one tuple per key, in order."""
+    """Code distinct (title, industry, description) keys with ``coder``; one tuple per key, in order."""
     if not keys:
         return []
-    results = coder.code_many([t for t, _ in keys], [i for _, i in keys], k=k)
+    results = coder.code_many([key[0] for key in keys], [key[1] for key in keys], [key[2] for key in keys], k=k)
     return [coded_row(r) for r in results]
 
 
@@ -76,6 +91,35 @@ def _key(value: Any) -> str | None:
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return None
     return value if isinstance(value, str) else str(value)
+
+
+def factorize_keys(columns: Sequence[pd.Series | None]) -> tuple[np.ndarray, list[tuple[str | None, ...]]]:
+    """(row -> key number, distinct keys) for rows of several aligned columns, vectorised.
+
+    A key is a tuple with one entry per column (None for an absent column or a missing cell),
+    numbered in order of first appearance. Each column is factorized once; the codes are then
+    combined pairwise and re-factorized, so the combined numbers stay below the row count
+    whatever the number of columns.
+    """
+    present = [c for c in columns if c is not None]
+    n = len(present[0]) if present else 0
+    combined = np.zeros(n, dtype=np.int64)
+    parts: list[tuple[np.ndarray, list[str | None]]] = []
+    for col in present:
+        codes, uniques = col.factorize(use_na_sentinel=True)
+        keys = [_key(v) for v in uniques] + [None]
+        codes = np.where(codes < 0, len(uniques), codes).astype(np.int64)
+        parts.append((codes, keys))
+        combined, _ = pd.factorize(combined * len(keys) + codes)
+    if not present:
+        return combined, []
+    combined = np.asarray(combined, dtype=np.int64)
+    # pd.factorize numbers keys by first appearance, so first rows are where the running max grows.
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(combined), prepend=-1) > 0) if n else combined
+    values = [[keys[c] for c in codes[first].tolist()] for codes, keys in parts]
+    it = iter(values)
+    full = [next(it) if col is not None else [None] * len(first) for col in columns]
+    return combined, list(zip(*full))
 
 
 # A coded key as laid out in the output: code (missing code applied), title, confidence,
@@ -86,44 +130,39 @@ _TEXT_FIELDS = (0, 1, 3, 4, 5, 6)
 
 
 class ChunkCoder:
-    """Codes chunks of a table, each distinct (title, industry) once across all chunks.
+    """Codes chunks of a table, each distinct (title, industry, description) once across all chunks.
 
     ``code_keys(keys)`` does the actual coding (in process, in a pool, on a cluster). Results
     are remembered in a bounded cache of raw keys: when it outgrows ``cache_size`` the least
     recently seen half is dropped (recency is refreshed once per chunk, not per row).
+    ``k`` candidates are asked for, the first ``k_out`` are shown in the ``candidates``
+    column (present when ``candidates`` is true; by default when ``k_out > 1``); with
+    ``refer`` the referral file's columns (all ``k`` candidates, with titles) are laid out too.
     """
 
     def __init__(self, code_keys: Callable[[list[Key]], list[Coded]], *, scheme: str, k: int,
                  missing_code: str = MISSING_CODE, cache_size: int = 300_000, k_out: int | None = None,
-                 refer: bool = False):
+                 candidates: bool | None = None, refer: bool = False):
         self.code_keys = code_keys
         self.scheme = scheme
         self.k = k
         self.k_out = k if k_out is None else k_out  # candidates shown in the output column
+        self.show = self.k_out > 1 if candidates is None else bool(candidates)
         self.missing_code = missing_code
         self.refer = refer  # also lay out the referral file's candidate columns
         self.cache: dict[Key, Row] = {}
         self._strings: dict[str, str] = {}
         self.cache_size = cache_size
         self.distinct_coded = 0
-        self.columns = output_columns(scheme, self.k_out)
+        self.columns = output_columns(scheme, self.k_out, candidates=self.show)
 
     # ------------------------------------------------------------------ keys
     @staticmethod
-    def factorize(titles: pd.Series, industries: pd.Series | None) -> tuple[np.ndarray, list[Key]]:
-        """(row -> key number, distinct keys) for a chunk, vectorised."""
-        tc, tu = titles.factorize(use_na_sentinel=True)
-        tkeys = [_key(v) for v in tu] + [None]
-        tc = np.where(tc < 0, len(tu), tc)
-        if industries is None:
-            inv, used = pd.factorize(tc)
-            return inv, [(tkeys[t], None) for t in used]
-        ic, iu = industries.factorize(use_na_sentinel=True)
-        ikeys = [_key(v) for v in iu] + [None]
-        ic = np.where(ic < 0, len(iu), ic)
-        width = len(ikeys)
-        inv, used = pd.factorize(tc.astype(np.int64) * width + ic)
-        return inv, [(tkeys[c // width], ikeys[c % width]) for c in used]
+    def factorize(titles: pd.Series, *context: pd.Series | None) -> tuple[np.ndarray, list[Key]]:
+        """(row -> key number, distinct (title, industry, description) keys) for a chunk."""
+        context = tuple(context) + (None,) * (len(CONTEXT) - len(context))
+        inv, keys = factorize_keys([titles, *context])
+        return inv, keys  # type: ignore[return-value]
 
     def _row(self, coded: Coded) -> Row:
         code, title, conf, status, method, entry, reason, cands = coded
@@ -132,7 +171,7 @@ class ChunkCoder:
         # Titles, entries and reasons repeat across keys: keep one copy of each in the cache.
         share = self._strings.setdefault
         code, title, status, method, entry, reason = (share(x, x) for x in (code, title, status, method, entry, reason))
-        shown = format_candidates(cands[: self.k_out]) if self.k_out > 1 else ""
+        shown = format_candidates(cands[: self.k_out]) if self.show else ""
         full = format_candidates(cands) if self.refer else ""
         titles = format_candidate_titles(cands) if self.refer else ""
         return (code, title, conf, status, method, entry, reason, shown, full, titles)
@@ -156,8 +195,7 @@ class ChunkCoder:
             self.distinct_coded += len(todo)
             for i, coded in zip(todo, fresh):
                 row = rows[i] = self._row(coded)
-                title, industry = keys[i]
-                if len(title or "") + len(industry or "") <= _CACHEABLE_CHARS:
+                if sum(len(part or "") for part in keys[i]) <= _CACHEABLE_CHARS:
                     cache[keys[i]] = row
             if len(cache) > self.cache_size:
                 for old in list(cache)[: len(cache) - self.cache_size // 2]:
@@ -165,10 +203,10 @@ class ChunkCoder:
         return rows  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ columns
-    def code(self, titles: pd.Series, industries: pd.Series | None = None
-             ) -> tuple[pd.DataFrame, list[Row], np.ndarray]:
+    def code(self, titles: pd.Series, industries: pd.Series | None = None,
+             descriptions: pd.Series | None = None) -> tuple[pd.DataFrame, list[Row], np.ndarray]:
         """Result columns for one chunk (index as ``titles``), plus the distinct rows and mapping."""
-        inv, keys = self.factorize(titles, industries)
+        inv, keys = self.factorize(titles, industries, descriptions)
         rows = self.lookup(keys)
         return self.frame(rows, inv, titles.index), rows, inv
 
@@ -176,7 +214,7 @@ class ChunkCoder:
         """Lay out distinct rows as result columns, one row per ``inv`` entry."""
         fields = list(zip(*rows)) if rows else [()] * 10
         data: dict[str, Any] = {}
-        # `columns` lists the row fields in order, without "candidates" (field 7) when k_out is 1.
+        # `columns` lists the row fields in order, "candidates" (field 7) only when shown.
         for f, name in enumerate(self.columns):
             if f == 2:
                 data[name] = np.asarray(fields[2], dtype=np.float64)[inv]
@@ -222,10 +260,12 @@ def format_candidate_titles(cands: Sequence[tuple[str, str, float]]) -> str:
     return " | ".join(f"{code} {title}" for code, title, _ in cands)
 
 
-def code_frame(df: pd.DataFrame, column: str, industry_column: str | None = None, *,
-               coder: "Coder | None" = None, scheme: str = "soc2000", k: int = 5,
-               missing_code: str = MISSING_CODE) -> pd.DataFrame:
+def code_frame(df: pd.DataFrame, column: str, industry_column: str | None = None,
+               description_column: str | None = None, *, coder: "Coder | None" = None,
+               scheme: str = "soc2000", k: int = 5, missing_code: str = MISSING_CODE) -> pd.DataFrame:
     """Code the job titles in ``df[column]``; returns a new DataFrame, ``df`` is not changed.
+
+    Each distinct (title, industry, description) is coded once, however often it repeats.
 
     Parameters
     ----------
@@ -235,6 +275,8 @@ def code_frame(df: pd.DataFrame, column: str, industry_column: str | None = None
         Column holding free-text job titles.
     industry_column : str, optional
         Column with the employer's industry or business, used as context.
+    description_column : str, optional
+        Column with what the person mainly does in the job, used as context.
     coder : Coder, optional
         A loaded `Coder`; its scheme wins over ``scheme``. Default: ``Coder.load(scheme)``.
     scheme : str
@@ -273,8 +315,9 @@ def code_frame(df: pd.DataFrame, column: str, industry_column: str | None = None
 
         coder = Coder.load(scheme)
     name = coder.scheme_name
-    check_columns(list(df.columns), column, industry_column, output_columns(name, k), "the DataFrame")
+    named = {"title": column, "industry": industry_column, "description": description_column}
+    check_columns(list(df.columns), named, output_columns(name, k), "the DataFrame")
     chunker = ChunkCoder(lambda keys: coded_rows(coder, keys, k), scheme=name, k=k, missing_code=missing_code)
-    added, _, _ = chunker.code(df[column], df[industry_column] if industry_column else None)
+    added, _, _ = chunker.code(*(df[c] if c else None for c in named.values()))
     # Positional assignment on a copy: safe with a duplicated index, and df stays as it was.
     return df.assign(**{name: added[name].to_numpy() for name in added.columns})

@@ -1,24 +1,31 @@
-"""Code a whole file: stream it in chunks, code each distinct (title, industry) once, write
-every row back out with its codes, atomically, with a codebook and a referral file on request.
+"""Code a whole file: stream it in chunks, code each distinct (title, industry, description)
+once, write every row back out with its codes, atomically, with a codebook and a referral
+file on request.
 
 How a run works
 ---------------
-1. The input's header is read and checked (the title and industry columns exist; no column
-   clashes with the ones coding adds) before the model is loaded, so mistakes fail fast.
+1. The input's header is read and checked (the title, industry and description columns
+   exist; no column clashes with the ones coding adds; the output format can hold every
+   column name) before the model is loaded, so mistakes fail fast.
 2. Chunks of ``chunk_size`` rows are read (memory stays flat however long the file is). In
-   each chunk the distinct (title, industry) pairs are found with pandas' factorize; only pairs
-   not already in the run's cache (up to 300,000 raw pairs, least recently seen dropped first)
-   are coded. The engine normalises them and caches again on normalised keys.
+   each chunk the distinct (title, industry, description) answers are found with pandas'
+   factorize; only answers not already in the run's cache (up to 300,000, least recently seen
+   dropped first) are coded. The engine normalises them and caches again on normalised keys.
 3. Coding runs in this process for small amounts of work. When a chunk has at least
-   ``parallel_min`` new pairs and ``jobs > 1``, a pool of ``jobs - 1`` worker processes is
+   ``parallel_min`` new answers and ``jobs > 1``, a pool of ``jobs - 1`` worker processes is
    started once (each loads the model once) and this process works alongside them, taking
    batches from the back of the queue, so starting the pool never stalls the run.
-   ``engine="dask"`` sends the new pairs to a Dask cluster instead; the file itself is read
+   ``engine="dask"`` sends the new answers to a Dask cluster instead; the file itself is read
    and written here, so the workers do not need to see it.
 4. Output goes to hidden partial files next to the target (see `coder.batch.formats`). After
    each chunk is durably written, a small state file ``.OUTPUT.coder-state.json`` records how
    far the run got. At the end the output is read back, its row count is checked against the
    input's, and only then is it renamed onto the target; the state file is removed.
+
+The output has the input's columns and the coding columns (`coder.batch.frame.output_columns`);
+a ``candidates`` column only on request (``candidates=True`` / ``--candidates``, or ``k`` /
+``--top-k`` above 1), because it is most of the output's size. The referral file always lists
+the candidates (at least 5) with their titles.
 
 Resuming
 --------
@@ -28,6 +35,20 @@ checks that the input file (size and modification time), the options and the mod
 unchanged, drops anything written after the last completed chunk, skips the chunks already
 done and carries on; the result is byte-for-byte what an uninterrupted run writes. Without
 ``--resume`` a new run starts from scratch and removes the old partial files.
+
+Which files are data and which are code
+---------------------------------------
+Everything a run writes is data: the output, the referral file and the codebook; the state
+file (JSON: counts, options, byte offsets); CSV/TSV partial output (plain CSV); part files
+for the other formats (Parquet, or CSV with a JSON file of column types when pyarrow is not
+installed). Reading them runs nothing, so they are safe to open wherever they came from.
+
+A *model file* is different: ``<model dir>/<scheme>-<key>/model.joblib`` is a joblib pickle
+of the trained model (arrays, scikit-learn estimators and this package's classes), and
+loading a pickle can run code. Its ``manifest.json`` records a SHA-256 checksum that `Coder.load`
+checks, which catches a truncated or altered file but not a deliberately made one. Load only
+models you built (``coder build``, or the first run) or got from someone you trust, and point
+``--model-dir`` only at such folders.
 """
 
 from __future__ import annotations
@@ -49,7 +70,8 @@ import pandas as pd
 from .._atomic import atomic_write
 from ..errors import CoderError, InputError
 from ..schemes import MISSING_CODE, load_scheme
-from .formats import OutputLabels, Sink, estimate_text_rows, file_format, open_sink, open_source
+from .formats import (OutputLabels, Sink, check_output_names, estimate_text_rows, file_format, open_sink,
+                      open_source)
 from .frame import ChunkCoder, Coded, Key, Row, check_columns, coded_rows, output_columns, take_text
 
 if TYPE_CHECKING:
@@ -57,10 +79,11 @@ if TYPE_CHECKING:
 
 __all__ = ["code_file", "RunSummary", "state_path", "PARALLEL_MIN"]
 
-PARALLEL_MIN = 2_000  # new pairs in one chunk worth starting worker processes for
-REFER_CANDIDATES = 5  # candidates shown in the referral file, whatever --top-k says
-STATE_VERSION = 1
-REFER_EXTRA = ("input_row", "candidate_titles")
+PARALLEL_MIN = 2_000  # new answers in one chunk worth starting worker processes for
+REFER_CANDIDATES = 5  # candidates shown in the referral file (more with a larger --top-k)
+DEFAULT_CANDIDATES = 5  # candidates shown with --candidates and no --top-k
+STATE_VERSION = 2
+REFER_EXTRA = ("input_row", "candidates", "candidate_titles")
 
 
 @dataclass
@@ -78,6 +101,8 @@ class RunSummary:
     refer_rows: int = 0
     resumed_from: int = 0
     workers: int = 1
+    encoding: str | None = None  # how a text input was decoded (None for other formats)
+    fallback_cells: int = 0  # cells that were not valid UTF-8 and were read as cp1252
 
     @property
     def rows_per_second(self) -> float:
@@ -202,7 +227,7 @@ class LocalBackend:
 
 
 class DaskBackend:
-    """Sends new (title, industry) pairs to a Dask cluster; each worker loads the model once."""
+    """Sends new answers to a Dask cluster; each worker loads the model once."""
 
     def __init__(self, scheme: str, k: int, *, scheduler: str | None, jobs: int,
                  model_dir: str | None, threshold: float | None):
@@ -300,8 +325,10 @@ def code_file(
     column: str,
     *,
     industry_column: str | None = None,
+    description_column: str | None = None,
     scheme: str = "soc2000",
-    k: int = 5,
+    k: int | None = None,
+    candidates: bool = False,
     threshold: float | None = None,
     missing_code: str = MISSING_CODE,
     encoding: str | None = None,
@@ -322,10 +349,14 @@ def code_file(
 
     Formats follow the file extensions (.csv .tsv .txt .xlsx .parquet .dta .sav). Every input
     row and column comes out, in order, followed by the coding columns (see
-    `coder.batch.frame.output_columns`). ``codebook`` writes a value | label | count table,
-    ``refer`` the rows to check clerically. ``coder`` reuses an already loaded `Coder`
-    (local engine only; its scheme must match). See the module docstring for streaming,
-    parallelism and ``resume``.
+    `coder.batch.frame.output_columns`). ``industry_column`` and ``description_column`` name
+    the answer's context (the employer's business; what the person mainly does); each distinct
+    (title, industry, description) is coded once. A ``candidates`` column is added only when
+    ``candidates`` is true (``k`` of them, 5 by default) or ``k`` is above 1. ``codebook``
+    writes a table of code counts (format by extension: .csv .tsv .xlsx .txt .md), ``refer``
+    the rows to check clerically, with their candidates. ``coder`` reuses an already loaded
+    `Coder` (local engine only; its scheme must match). See the module docstring for
+    streaming, parallelism, ``resume`` and which files are safe to load.
 
     Raises
     ------
@@ -336,8 +367,10 @@ def code_file(
     started = time.perf_counter()
     say = log or (lambda message: None)
     scheme_name = load_scheme(scheme).name
-    if k < 1:
+    if k is not None and k < 1:
         raise InputError(f"--top-k must be at least 1, got {k}")
+    k_out = k if k is not None else (DEFAULT_CANDIDATES if candidates else 1)
+    show = bool(candidates) or k_out > 1
     if chunk_size < 1:
         raise InputError(f"--chunk-size must be at least 1, got {chunk_size}")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -354,6 +387,10 @@ def code_file(
     refer_path = Path(refer) if refer is not None else None
     refer_fmt = file_format(refer_path) if refer_path is not None else None
     codebook_path = Path(codebook) if codebook is not None else None
+    if codebook_path is not None:
+        from .codebook import codebook_format
+
+        codebook_format(codebook_path)
     source = open_source(in_path, encoding=encoding)
     targets = [p for p in (out_path, refer_path, codebook_path) if p is not None]
     for target in targets:
@@ -369,14 +406,19 @@ def code_file(
     if numeric and not str(missing_code).lstrip("-").isdigit():
         raise InputError(f"--missing-code must be a whole number for .{numeric.pop()} output "
                          f"(value labels need numbers), got {missing_code!r}")
-    added = output_columns(scheme_name, k)
-    check_columns(source.columns, column, industry_column, added, str(in_path))
+    named = {"title": column, "industry": industry_column, "description": description_column}
+    context = [named[c] for c in ("industry", "description")]
+    added = output_columns(scheme_name, k_out, candidates=show)
+    check_columns(source.columns, named, added, str(in_path))
+    check_output_names(out_path, [*source.columns, *added])
     if refer_path is not None:
-        check_columns(source.columns, column, industry_column, list(REFER_EXTRA), str(in_path))
+        check_columns(source.columns, named, list(REFER_EXTRA), str(in_path))
+        check_output_names(refer_path, _refer_columns(source.columns, scheme_name))
 
-    k_code = max(k, REFER_CANDIDATES) if refer_path is not None else k
+    k_code = max(k_out, REFER_CANDIDATES) if refer_path is not None else k_out
     settings = {
-        "column": column, "industry_column": industry_column, "scheme": scheme_name, "k": k,
+        "column": column, "industry_column": industry_column, "description_column": description_column,
+        "scheme": scheme_name, "k": k_out, "candidates": show,
         "threshold": threshold, "missing_code": missing_code, "encoding": encoding,
         "chunk_size": chunk_size, "output": str(out_path.resolve()),
         "refer": str(refer_path.resolve()) if refer_path else None,
@@ -387,6 +429,8 @@ def code_file(
     state = _load_state(state_file, in_path, settings, say) if resume else None
     if not resume:
         state_file.unlink(missing_ok=True)
+    if source.text is not None:
+        say(f"reading {in_path.name} as {source.text.describe()}")
 
     # The model: load (building it if missing or stale) before any worker needs it.
     backend: Any
@@ -415,10 +459,12 @@ def code_file(
     labels = OutputLabels(scheme_name, dict(scheme_obj.units), str(missing_code), _variable_labels(scheme_name, str(missing_code)))
     out_labels = OutputLabels(**{**labels.__dict__, "source": source.labels if source.format == out_fmt else {}})
     sinks: dict[str, Sink] = {}
-    chunker = ChunkCoder(backend, scheme=scheme_name, k=k_code, k_out=k, missing_code=str(missing_code),
-                         refer=refer_path is not None)
+    chunker = ChunkCoder(backend, scheme=scheme_name, k=k_code, k_out=k_out, candidates=show,
+                         missing_code=str(missing_code), refer=refer_path is not None)
     counts: Counter[str] = Counter(state["counts"] if state else {})
     statuses: Counter[str] = Counter(state["statuses"] if state else {})
+    by_status: Counter[tuple[str, str]] = Counter(
+        {(c, st): n for c, st, n in state["by_status"]} if state else {})
     done_chunks = state["chunks"] if state else 0
     done_rows = state["rows"] if state else 0
     rows_in = 0
@@ -451,10 +497,14 @@ def code_file(
             if number == done_chunks and state and rows_in - len(chunk) != done_rows:
                 raise InputError("cannot resume: the input does not split into the recorded chunks; "
                                  "run again without --resume")
-            coded, rows, inv = chunker.code(chunk[column], chunk[industry_column] if industry_column else None)
+            coded, rows, inv = chunker.code(chunk[column], *(chunk[c] if c else None for c in context))
             out = pd.concat([chunk, coded], axis=1)
-            counts.update(coded[scheme_name].value_counts().to_dict())
-            statuses.update(coded["status"].value_counts().to_dict())
+            pairs = pd.DataFrame({"code": coded[scheme_name].to_numpy(dtype=object),
+                                  "status": coded["status"].to_numpy(dtype=object)})
+            for (code, status), n in pairs.value_counts(sort=False).items():
+                counts[code] += int(n)
+                statuses[status] += int(n)
+                by_status[(code, status)] += int(n)
             sinks["output"].append(out)
             if "refer" in sinks:
                 sinks["refer"].append(_refer_rows(out, rows, inv, start_row))
@@ -464,6 +514,7 @@ def code_file(
                 "output": sinks["output"].checkpoint(),
                 "refer": sinks["refer"].checkpoint() if "refer" in sinks else None,
                 "counts": dict(counts), "statuses": dict(statuses),
+                "by_status": [[c, st, n] for (c, st), n in sorted(by_status.items())],
             })
             if bar is not None:
                 bar.update(len(chunk))
@@ -485,7 +536,8 @@ def code_file(
         if codebook_path is not None:
             from .codebook import write_codebook
 
-            write_codebook(codebook_path, counts, scheme_name, statuses=statuses, missing_code=str(missing_code))
+            write_codebook(codebook_path, counts, scheme_name, statuses=statuses, by_status=by_status,
+                           missing_code=str(missing_code))
         state_file.unlink(missing_ok=True)
     except BaseException as exc:
         if bar is not None:
@@ -498,11 +550,23 @@ def code_file(
         raise
     finally:
         backend.close()
+    if source.fallback_cells:
+        row, name = source.fallback_first or (0, "")
+        where = "the header" if row == 0 else f"row {row:,}"
+        say(f"warning: {source.fallback_cells:,} cells of {in_path.name} were not valid UTF-8 and were "
+            f"read as {source.text.fallback if source.text else 'cp1252'} (the first in {where}, column "
+            f"{name!r}); if the text looks wrong, run again with --encoding (e.g. iso-8859-2, mac-roman)")
     return RunSummary(
         rows=rows_in, distinct_coded=chunker.distinct_coded, statuses=dict(statuses), counts=dict(counts),
         seconds=time.perf_counter() - started, output=out_path, codebook=codebook_path, refer=refer_path,
         refer_rows=refer_rows, resumed_from=done_rows, workers=getattr(backend, "workers", 1),
+        encoding=source.encoding, fallback_cells=source.fallback_cells,
     )
+
+
+def _refer_columns(columns: Sequence[str], scheme: str) -> list[str]:
+    """The referral file's columns: the row number, the input's, the coding columns, candidates."""
+    return ["input_row", *columns, *output_columns(scheme, 1), "candidates", "candidate_titles"]
 
 
 def _done(state_file: Path) -> int:
@@ -516,7 +580,7 @@ def _refer_rows(out: pd.DataFrame, rows: Sequence[Row], inv: np.ndarray, start_r
     """The chunk's rows with status ``refer``, numbered, with candidates and their titles."""
     mask = (out["status"] == "refer").to_numpy(dtype=bool)
     picked = inv[mask]
-    refer = out.loc[mask].reset_index(drop=True)
+    refer = out.loc[mask].drop(columns=["candidates"], errors="ignore").reset_index(drop=True)
     refer.insert(0, "input_row", np.flatnonzero(mask) + start_row + 1)
     refer["candidates"] = take_text([r[8] for r in rows], picked)
     refer["candidate_titles"] = take_text([r[9] for r in rows], picked)
