@@ -23,11 +23,11 @@ import pandas as pd
 
 from .candidates import CandidateGenerator, feature_names
 from .index import IndexEntry, load_index
-from .rank import Ranker, choose_threshold, share_out
+from .rank import Ranker, choose_threshold, ordered, share_out
 from .schemes import load_scheme
 from .stages import STAGES
 from .training import (LabelledAnswers, QueryMix, Queries, _Context, answer_queries, decided, index_queries,
-                       load_answers, seen_sample, survey_weights)
+                       load_answers, seen_sample, survey_weights, vague_queries)
 
 __all__ = ["Model", "build_model", "training_frame", "top1"]
 
@@ -96,6 +96,7 @@ def training_frame(
         queries = Queries()
         queries.extend(index_queries([entries[i] for i in held], scheme, "unseen", mix, seed * 1000 + 2 * k, context))
         queries.extend(index_queries([entries[i] for i in seen], scheme, "seen", mix, seed * 1000 + 2 * k + 1, context))
+        queries.extend(vague_queries(entries, known, int(mix.vague_share * len(held)), scheme, weights, rng, context))
         if answers is not None:
             queries.extend(answer_queries(answers, answer_rows))
             queries.extend(answer_queries(answers, answer_rows, description=False))
@@ -199,7 +200,7 @@ def build_model(
     if not cal.any():  # no unseen queries or answers (tiny test builds): calibrate on what there is
         cal[:] = True
     ranker.calibrate(out_of_fold[cal], labels[cal], q[cal], groups[cal], weights=weights[cal])
-    top = top1(frame, out_of_fold, share_out(ranker.calibrated(out_of_fold, q, groups), q))
+    top = top1(frame, out_of_fold, share_out(ordered(ranker.calibrated(out_of_fold, q, groups), out_of_fold, q), q))
     pick = "answer" if (queries["kind"] == "answer").sum() >= MIN_THRESHOLD_ANSWERS else "unseen"
     chosen = top[top["kind"] == pick]
     # Queries no stage reached count as wrong: they stay in the precision curve as misses
@@ -225,7 +226,7 @@ def build_model(
             "target_precision": precision,
             "threshold_chosen_on": pick,
             **{kind: _summary(top, queries[queries["kind"] == kind], threshold)
-               for kind in ("unseen", "seen", *ANSWER_KINDS) if (queries["kind"] == kind).any()},
+               for kind in ("unseen", "seen", "vague", *ANSWER_KINDS) if (queries["kind"] == kind).any()},
         },
     }
     info["calibration"]["group_thresholds"] = {str(g): t for g, t in thresholds.items()}

@@ -12,7 +12,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from threadpoolctl import threadpool_limits
 
-__all__ = ["Ranker", "choose_threshold", "precision_curve", "share_out"]
+__all__ = ["Ranker", "choose_threshold", "ordered", "precision_curve", "share_out"]
 
 # Below this many rows, walking all trees at once in NumPy beats sklearn's per-tree loop
 # (which costs ~10 us a tree whatever the batch size: 3 ms for one title).
@@ -147,7 +147,24 @@ class Ranker:
         a step function and would tie codes the ranker tells apart. A query's calibrated
         probabilities are scaled down where they sum to more than 1: only one code is right."""
         raw = self.raw_scores(X, q)
-        return raw, share_out(self.calibrated(raw, q, groups), q)
+        return raw, share_out(ordered(self.calibrated(raw, q, groups), raw, q), q)
+
+
+def ordered(conf: np.ndarray, raw: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Make each query's confidences fall with its ranker scores: a candidate ranked below
+    another is never said to be likelier (the best and the other candidates are calibrated
+    apart, and the two maps can cross)."""
+    if len(conf) == 0:
+        return np.asarray(conf, np.float32)
+    order = np.lexsort((-raw, q))
+    c, g = conf[order].astype(np.float64), q[order]
+    group = np.cumsum(np.r_[True, g[1:] != g[:-1]]) - 1
+    # A running minimum over all rows, each query shifted 2 below the one before (values
+    # are in [0, 1]): no minimum carries over from an earlier query.
+    running = np.minimum.accumulate(c - 2.0 * group) + 2.0 * group
+    out = np.empty(len(conf), np.float32)
+    out[order] = running
+    return out
 
 
 def share_out(conf: np.ndarray, q: np.ndarray) -> np.ndarray:

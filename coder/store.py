@@ -44,7 +44,7 @@ __all__ = ["FORMAT_VERSION", "FEATURE_VERSION", "model_key", "model_files", "rea
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Bump when a change to the stages, features, training queries or ranking changes what a
 # build produces without changing a feature name or a data file.
 FEATURE_VERSION = 1
@@ -196,8 +196,22 @@ def ensure_built(scheme: str, directory: str | Path | None = None, *,
         if progress:
             progress(f"building the {scheme} model ({reason}); this happens once")
         started = time.perf_counter()
-        model = builder() if builder is not None else build_model(scheme, progress=progress)
+        try:
+            model = builder() if builder is not None else build_model(scheme, progress=progress)
+        finally:
+            _release_build_workers()
         save_model(model, directory, options=options, build_seconds=round(time.perf_counter() - started, 1))
+
+
+def _release_build_workers() -> None:
+    """Stop joblib's idle worker processes left by the build: otherwise a process that built a
+    model (e.g. a multiprocessing child) waits for their 300 s idle timeout before it can exit."""
+    try:
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
+    except Exception as exc:  # never fail a finished build over cleanup
+        log.debug("could not stop build workers: %s", exc)
 
 
 def load_model(scheme: str = "soc2000", directory: str | Path | None = None, *,

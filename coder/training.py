@@ -12,6 +12,10 @@ Three kinds, each with the truth the index or a coder gave it:
             set, `data/survey_answers_learn.csv`; the test part is never shipped).
 ``answer_title``  the same answers without their description: survey answers that come with
             a title and an industry only.
+``vague``   a title the index calls too vague to code ("operative", "assistant") with a
+            description that names the job ("fork lift truck driver"): the description
+            decides. The job is drawn from the codes that have index titles ending in that
+            word, by survey frequency.
 
 Borrowed industries and descriptions come from entries and answers whose code lies in the
 same minor group, so context looks like what goes with such a job; unit-group tasks
@@ -36,6 +40,7 @@ from .normalise import normalise
 from .schemes import load_scheme, soc90_codebook_counts
 
 __all__ = ["QueryMix", "Queries", "LabelledAnswers", "load_answers", "index_queries", "answer_queries", "decided",
+           "vague_queries",
            "survey_weights", "ANSWERS_FILE"]
 
 ANSWERS_FILE = "survey_answers_learn.csv"
@@ -55,6 +60,7 @@ class QueryMix:
     typo: float = 0.25
     add_context: float = 0.4
     seen_share: float = 0.5
+    vague_share: float = 0.1
     seen_context: float = 0.9
     seen_description: float = 0.6
     answer_weight: float = 10.0
@@ -230,6 +236,42 @@ def decided(answers: LabelledAnswers | None, rows: Sequence[int] | None = None) 
     for i in range(len(answers)) if rows is None else rows:
         read = read_answer(answers.titles[i], answers.industries[i], answers.descriptions[i])
         out.append(((read.title, read.industry, read.description), answers.codes[i]))
+    return out
+
+
+def vague_queries(entries: Sequence[IndexEntry], candidates: np.ndarray, size: int, scheme: str,
+                  weights: dict[str, float], rng: np.random.Generator, context: "_Context") -> Queries:
+    """``size`` queries of a vague one-word index title and a description naming the job
+    (another title of the true code, or one of its tasks)."""
+    from .normalise import head_word
+
+    vague = sorted({normalise(e.natural) for e in entries
+                    if e.code(scheme) is None and not (e.add or e.ind) and len(normalise(e.natural).split()) == 1})
+    vague_set = set(vague)
+    by_head: dict[str, list[int]] = defaultdict(list)
+    for i in candidates:
+        e = entries[i]
+        title = normalise(e.natural)
+        head = head_word(title)
+        if head in vague_set and title != head and not (e.add or e.ind) and e.code(scheme):
+            by_head[head].append(int(i))
+    heads = sorted(by_head)
+    out = Queries()
+    if size <= 0 or not heads:
+        return out
+    py = random.Random(int(rng.integers(2**31)))
+    for _ in range(size):
+        head = heads[int(rng.integers(len(heads)))]
+        pool = by_head[head]
+        w = np.array([max(weights.get(entries[i].code(scheme), 0.0), 1e-3) for i in pool])
+        entry = entries[pool[int(rng.choice(len(pool), p=w / w.sum()))]]
+        code = entry.code(scheme) or ""
+        description = entry.natural if py.random() < 0.6 else (context.description(code, py) or entry.natural)
+        out.titles.append(head)
+        out.industries.append(normalise(context.industry(code, py)) if py.random() < 0.8 else "")
+        out.descriptions.append(normalise(description))
+        out.truth.append(code)
+        out.kind.append("vague")
     return out
 
 

@@ -63,17 +63,19 @@ def test_missing_model_without_build_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_build_writes_model_and_manifest(tmp_path, monkeypatch):
-    import coder.model as model_module
+    import coder.build as build_module
     from coder.index import load_index
+    from coder.store import model_files
 
     entries, _ = load_index()
-    real_build = model_module.build_model
+    real_build = build_module.build_model
 
     def small_build(scheme, **kwargs):  # the real build, on a slice of the index
         return real_build(scheme, entries=entries[::9], folds=2, **kwargs)
 
-    monkeypatch.setattr(model_module, "build_model", small_build)
+    monkeypatch.setattr(build_module, "build_model", small_build)
     result = CliRunner().invoke(cli, ["build", "--scheme", "soc90", "--model-dir", str(tmp_path), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "soc90.joblib").is_file() and (tmp_path / "soc90.manifest.json").is_file()
-    assert "soc90: wrote" in result.output and "calibration top-1" in result.output
+    path, manifest = model_files("soc90", tmp_path)
+    assert path.is_file() and manifest.is_file()
+    assert "soc90: wrote" in result.output and "auto threshold" in result.output

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from coder.rank import Ranker, _Forest, choose_threshold, share_out
+from coder.rank import Ranker, _Forest, choose_threshold, ordered, share_out
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +99,10 @@ def test_candidate_confidences_never_sum_past_one():
     assert np.bincount(q, weights=out).max() <= 1.0 + 1e-6
     assert out[2:] == pytest.approx([0.2, 0.3])  # already under 1: unchanged
     assert out[0] / out[1] == pytest.approx(0.6 / 0.5)  # order kept
+
+
+def test_confidences_fall_with_the_ranking():
+    raw = np.array([0.9, 0.5, 0.4, 0.8, 0.7], np.float32)
+    conf = np.array([0.44, 0.50, 0.10, 0.3, 0.6], np.float32)  # two calibration maps crossed
+    q = np.array([0, 0, 0, 1, 1])
+    assert ordered(conf, raw, q).tolist() == pytest.approx([0.44, 0.44, 0.10, 0.3, 0.3])

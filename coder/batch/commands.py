@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..cli_options import UserError, echo_err, handle_errors, scheme_option
+from ..decisions_commands import open_store, store_option
 
 __all__ = ["COMMANDS", "code", "codebook"]
 
@@ -52,12 +53,15 @@ _FORMATS = ".csv, .tsv, .txt, .xlsx, .parquet, .dta or .sav"
               help="Code with local processes, or on a Dask cluster.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler address (with --engine dask; default: a local cluster).")
+@store_option
+@click.option("--no-decisions", is_flag=True, help="Code with the model alone, ignoring the decision store.")
 @handle_errors
 def code(input: str, output: str, column: str, industry_column: str | None, description_column: str | None,
          scheme: str, k: int | None, candidates: bool, threshold: float | None, missing_code: str,
          encoding: str | None, chunk_size: int,
          jobs: int | None, quiet: bool, resume: bool, codebook: str | None, refer: str | None,
-         model_dir: str | None, engine: str, scheduler: str | None) -> None:
+         model_dir: str | None, engine: str, scheduler: str | None, store_path: str | None,
+         no_decisions: bool) -> None:
     """Code the job titles in column --column of INPUT into OUTPUT.
 
     Every row and column of INPUT goes to OUTPUT, in order, with the columns SCHEME,
@@ -87,6 +91,7 @@ def code(input: str, output: str, column: str, industry_column: str | None, desc
         encoding=encoding, chunk_size=chunk_size, jobs=jobs, resume=resume, codebook=codebook, refer=refer,
         model_dir=model_dir, engine=engine, scheduler=scheduler,
         progress=not quiet and sys.stderr.isatty(), log=say,
+        decisions=None if no_decisions else open_store(store_path, model_dir),
     )
     st = summary.statuses
     say(

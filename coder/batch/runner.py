@@ -133,12 +133,13 @@ def _one_thread() -> Any:
     return threadpool_limits(limits=1)
 
 
-def _init_worker(scheme: str, model_dir: str | None, threshold: float | None) -> None:
+def _init_worker(scheme: str, model_dir: str | None, threshold: float | None, decisions: Any = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _WORKER["threads"] = _one_thread()
     from ..engine import Coder
 
-    _WORKER["coder"] = Coder.load(scheme, model_dir=model_dir, threshold=threshold, build=False)
+    _WORKER["coder"] = Coder.load(scheme, model_dir=model_dir, threshold=threshold, build=False,
+                                  decisions=decisions)
 
 
 def _worker_code(keys: list[Key], k: int) -> list[Coded]:
@@ -212,7 +213,7 @@ class LocalBackend:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.jobs - 1, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self.coder.scheme_name, self.model_dir, self.threshold),
+                initargs=(self.coder.scheme_name, self.model_dir, self.threshold, self.coder.decisions),
             )
             self.workers = self.jobs
         return self._pool
@@ -344,6 +345,7 @@ def code_file(
     log: Callable[[str], None] | None = None,
     coder: "Coder | None" = None,
     parallel_min: int = PARALLEL_MIN,
+    decisions: Any = None,
 ) -> RunSummary:
     """Code the job titles in column ``column`` of ``input`` into ``output``.
 
@@ -355,8 +357,11 @@ def code_file(
     ``candidates`` is true (``k`` of them, 5 by default) or ``k`` is above 1. ``codebook``
     writes a table of code counts (format by extension: .csv .tsv .xlsx .txt .md), ``refer``
     the rows to check clerically, with their candidates. ``coder`` reuses an already loaded
-    `Coder` (local engine only; its scheme must match). See the module docstring for
-    streaming, parallelism, ``resume`` and which files are safe to load.
+    `Coder` (local engine only; its scheme must match). ``decisions`` (a
+    `coder.decisions.DecisionStore`) is used by the coder loaded here and by worker processes:
+    answers decided before get their decided code, method ``learned`` (the Dask engine does
+    not use it yet). See the module docstring for streaming, parallelism, ``resume`` and which
+    files are safe to load.
 
     Raises
     ------
@@ -446,7 +451,8 @@ def code_file(
         if coder is None:
             from ..engine import Coder
 
-            coder = Coder.load(scheme_name, model_dir=model_dir, threshold=threshold, progress=say)
+            coder = Coder.load(scheme_name, model_dir=model_dir, threshold=threshold, progress=say,
+                               decisions=decisions)
             settings["model"] = _model_identity(scheme_name, model_dir)
         backend = LocalBackend(coder, k_code, jobs=jobs, model_dir=model_dir, threshold=threshold,
                                parallel_min=parallel_min, say=say)
