@@ -21,10 +21,11 @@ __version__ = "0.1.0"
 _LAZY = {
     "Coder": "engine", "Result": "results", "Candidate": "results", "code_frame": "batch.frame",
     "build_model": "build", "load_model": "store", "save_model": "store", "read_answer": "answer", "Crosswalk": "crosswalk", "normalise": "normalise",
+    "derive": "derivation",
 }
 
 __all__ = [
-    "Coder", "Result", "Candidate", "code_frame", "Crosswalk",
+    "Coder", "Result", "Candidate", "code_frame", "Crosswalk", "derive",
     "CoderError", "DataError", "InputError", "ModelError", "UnknownSchemeError",
     "build_model", "load_model", "save_model", "load_scheme", "normalise", "read_answer",
     "SCHEMES", "MISSING_CODE", "__version__",
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .answer import read_answer
     from .build import build_model
     from .crosswalk import Crosswalk
+    from .derivation import derive
     from .store import load_model, save_model
     from .normalise import normalise
     from .results import Candidate, Result

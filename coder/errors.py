@@ -52,6 +52,7 @@ class Reason(str, Enum):
     VAGUE = "title too vague to code without more detail (index: see notes)"
     LOW_CONFIDENCE = "confidence below the auto-coding threshold"
     CONFLICTING_DECISIONS = "coders decided this answer differently: no majority"
+    DERIVED_SPLIT = "the matched index entries do not fix one code in this scheme"
 
     def __str__(self) -> str:
         return self.value

@@ -113,7 +113,7 @@ class Ranker:
         return 2 * base + (raw >= top[q])
 
     def calibrate(self, scores: np.ndarray, labels: np.ndarray, q: np.ndarray, groups: np.ndarray | None = None,
-                  *, weights: np.ndarray | None = None, min_rows: int = 200) -> "Ranker":
+                  *, weights: np.ndarray | None = None, min_rows: int = 200, prior: float = 50.0) -> "Ranker":
         """Fit score -> probability maps on rows the ranker was not trained on: one per group
         (the caller's ``groups`` x top candidate or not), plus a pooled one for groups too
         small to fit."""
@@ -121,14 +121,22 @@ class Ranker:
         groups = self._cal_groups(np.asarray(scores), np.asarray(q), groups)
         weights = np.ones(len(scores)) if weights is None else np.asarray(weights, np.float64)
 
-        def fit(mask: np.ndarray) -> IsotonicRegression:
+        def fit(w: np.ndarray) -> IsotonicRegression:
+            keep = w > 0
             return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
-                scores[mask], labels[mask], sample_weight=weights[mask])
+                scores[keep], labels[keep], sample_weight=w[keep])
 
-        self.calibrators_ = {-1: fit(np.ones(len(scores), bool))}
+        self.calibrators_ = {-1: fit(weights)}
+        # A group's map leans on pooled rows with the weight of `prior` rows in total: where the
+        # group has few rows (its extremes) it follows the pooled map instead of jumping to
+        # 0 or 1 on a handful of examples; where it has many, the prior is negligible.
+        # The prior pools the rows of the same kind (best candidates, or the others).
         for g in np.unique(groups):
-            if (groups == g).sum() >= min_rows:
-                self.calibrators_[int(g)] = fit(groups == g)
+            mask = groups == g
+            if mask.sum() >= min_rows:
+                kind = (groups % 2) == (g % 2)
+                pooled = np.where(kind, weights, 0.0) * (prior / max(weights[kind].sum(), 1e-12))
+                self.calibrators_[int(g)] = fit(np.where(mask, weights, pooled))
         return self
 
     def calibrated(self, raw: np.ndarray, q: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:

@@ -96,6 +96,13 @@ class Result:
     def matched_entry(self) -> str:
         return self.candidates[0].matched_entry if self.candidates and self.status != "uncodable" else ""
 
+    def in_scheme(self, scheme: str) -> "Result":
+        """This coding in another classification, from the matched index entries (`coder.derive`):
+        no second model, no second pass."""
+        from .derivation import derive
+
+        return derive(self, scheme)
+
     def to_dict(self) -> dict:
         """JSON-ready dict: the fields plus the best candidate's code, title and confidence."""
         out = asdict(self)

@@ -106,3 +106,20 @@ def test_confidences_fall_with_the_ranking():
     conf = np.array([0.44, 0.50, 0.10, 0.3, 0.6], np.float32)  # two calibration maps crossed
     q = np.array([0, 0, 0, 1, 1])
     assert ordered(conf, raw, q).tolist() == pytest.approx([0.44, 0.44, 0.10, 0.3, 0.3])
+
+
+def test_a_groups_sparse_extremes_follow_the_pooled_map():
+    # Group 1 has many rows at high scores and three (all wrong) at a low score; the pooled
+    # data says a low score is right 40% of the time. The group's low end must not read 0.
+    rng = np.random.default_rng(3)
+    n = 6000
+    scores = np.r_[rng.uniform(0.6, 1.0, 3000), np.full(3000, 0.2), np.full(3, 0.2)].astype(np.float32)
+    group = np.r_[np.ones(3000, int), np.zeros(3000, int), np.ones(3, int)]
+    labels = np.r_[rng.random(3000) < scores[:3000], rng.random(3000) < 0.4, np.zeros(3, bool)]
+    q = np.arange(len(scores))
+    ranker = Ranker(max_iter=5).fit(scores[:, None], labels)
+    ranker.calibrate(scores, labels, q, group)
+    low = ranker.calibrated(np.float32([0.2]), np.array([0]), np.array([1]))[0]
+    assert 0.2 < low < 0.4
+    high = ranker.calibrated(np.float32([0.95]), np.array([0]), np.array([1]))[0]
+    assert high == pytest.approx(0.95, abs=0.05)

@@ -22,7 +22,10 @@ _FORMATS = ".csv, .tsv, .txt, .xlsx, .parquet, .dta or .sav"
 @click.option("--industry-column", default=None, help="Column with the employer's industry, if any.")
 @click.option("--description-column", default=None,
               help="Column with what the person mainly does in the job, if any.")
-@scheme_option
+@click.option("--scheme", default="soc2000", show_default=True,
+              help="Classification(s) to code to. Several, comma-separated (or 'all'), come from one "
+                   "coding in the first: each further scheme adds its code, title, confidence and "
+                   "status columns, derived through the matched index entries.")
 @click.option("--top-k", "k", default=None, type=click.IntRange(1, 50),
               help="Show this many candidates per title in a 'candidates' column (code:confidence|..., "
                    "best first); 1 adds no column unless --candidates. [default: no candidates column]")

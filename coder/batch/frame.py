@@ -25,8 +25,9 @@ __all__ = ["code_frame", "output_columns", "check_columns", "Coded", "Row", "Key
            "format_candidates", "format_candidate_titles", "factorize_keys", "CONTEXT"]
 
 # One coded answer: code, title, confidence, status, method, matched entry, reason,
-# candidates as ((code, title, confidence), ...). Plain tuples: cheap to pickle between processes.
-Coded = tuple[str, str, float, str, str, str, str, tuple[tuple[str, str, float], ...]]
+# candidates as ((code, title, confidence, matched entry), ...). Plain tuples: cheap to pickle
+# between processes.
+Coded = tuple[str, str, float, str, str, str, str, tuple[tuple[str, str, float, str], ...]]
 # An answer as read: (title, industry, description), None where a column is absent or empty.
 Key = tuple[str | None, str | None, str | None]
 # The context columns a key carries after the title, in key order (as `Coder.code_many` takes them).
@@ -36,13 +37,20 @@ CONTEXT = ("industry", "description")
 _CACHEABLE_CHARS = 2_000
 
 
-def output_columns(scheme: str, k: int = 1, *, candidates: bool | None = None) -> list[str]:
+def output_columns(scheme: str, k: int = 1, *, candidates: bool | None = None,
+                   also: Sequence[str] = ()) -> list[str]:
     """Names of the columns coding adds, in order, for ``scheme``.
 
-    A ``candidates`` column comes last when ``candidates`` is true (by default: when ``k > 1``).
+    A ``candidates`` column follows when ``candidates`` is true (by default: when ``k > 1``);
+    then, for each scheme in ``also`` (derived from the same coding, `coder.derive`), its code,
+    title, confidence and status.
     """
     cols = [scheme, f"{scheme}_title", "confidence", "status", "method", "matched_entry", "reason"]
-    return cols + ["candidates"] if (k > 1 if candidates is None else candidates) else cols
+    if k > 1 if candidates is None else candidates:
+        cols.append("candidates")
+    for other in also:
+        cols += [other, f"{other}_title", f"{other}_confidence", f"{other}_status"]
+    return cols
 
 
 def check_columns(columns: Sequence[object], named: Mapping[str, str | None], added: Sequence[str],
@@ -74,7 +82,7 @@ def coded_row(result: Result) -> Coded:
     if result.status == "uncodable" or not result.candidates:
         return (MISSING_CODE, "", 0.0, "uncodable", "", "", reason, ())
     best = result.candidates[0]
-    cands = tuple((c.code, c.title, round(c.confidence, 3)) for c in result.candidates)
+    cands = tuple((c.code, c.title, round(c.confidence, 3), c.matched_entry) for c in result.candidates)
     return (best.code, best.title, round(best.confidence, 3), result.status, best.method,
             best.matched_entry, reason, cands)
 
@@ -124,8 +132,9 @@ def factorize_keys(columns: Sequence[pd.Series | None]) -> tuple[np.ndarray, lis
 
 # A coded key as laid out in the output: code (missing code applied), title, confidence,
 # status, method, matched entry, reason, candidates (top k_out), and for referral files the
-# full candidate list and their titles. Computed once per distinct key, then reused.
-Row = tuple[str, str, float, str, str, str, str, str, str, str]
+# full candidate list and their titles, then (code, title, confidence, status) for each derived
+# scheme. Computed once per distinct key, then reused.
+Row = tuple  # (str, str, float, str, str, str, str, str, str, str, *derived fields)
 _TEXT_FIELDS = (0, 1, 3, 4, 5, 6)
 
 
@@ -142,7 +151,7 @@ class ChunkCoder:
 
     def __init__(self, code_keys: Callable[[list[Key]], list[Coded]], *, scheme: str, k: int,
                  missing_code: str = MISSING_CODE, cache_size: int = 300_000, k_out: int | None = None,
-                 candidates: bool | None = None, refer: bool = False):
+                 candidates: bool | None = None, refer: bool = False, also: Sequence[str] = ()):
         self.code_keys = code_keys
         self.scheme = scheme
         self.k = k
@@ -154,7 +163,16 @@ class ChunkCoder:
         self._strings: dict[str, str] = {}
         self.cache_size = cache_size
         self.distinct_coded = 0
-        self.columns = output_columns(scheme, self.k_out, candidates=self.show)
+        self.columns = output_columns(scheme, self.k_out, candidates=self.show, also=also)
+        # Row fields behind the columns, in column order ("candidates", field 7, only when shown).
+        self._fields = [*range(7), *([7] if self.show else []), *range(10, 10 + 4 * len(also))]
+        self._numeric = {2, *range(12, 10 + 4 * len(also), 4)}
+        if also:
+            from ..derivation import Derivation
+
+            self.derivations = [Derivation(scheme, other) for other in also]
+        else:
+            self.derivations = []
 
     # ------------------------------------------------------------------ keys
     @staticmethod
@@ -174,7 +192,24 @@ class ChunkCoder:
         shown = format_candidates(cands[: self.k_out]) if self.show else ""
         full = format_candidates(cands) if self.refer else ""
         titles = format_candidate_titles(cands) if self.refer else ""
-        return (code, title, conf, status, method, entry, reason, shown, full, titles)
+        return (code, title, conf, status, method, entry, reason, shown, full, titles, *self._derived(coded))
+
+    def _derived(self, coded: Coded) -> tuple:
+        """(code, title, confidence, status) in each derived scheme, from the same coding."""
+        out: list = []
+        _, _, _, status, _, _, reason, cands = coded
+        for derivation in self.derivations:
+            if status == "uncodable" or not cands:
+                out += [self.missing_code, "", 0.0, "uncodable"]
+                continue
+            ranked, fixed = derivation.spread([(c[0], c[2], c[3]) for c in cands])
+            got, _ = derivation.status(status, reason, ranked, fixed, cands[0][2])
+            best = ranked[0] if ranked else None
+            share = self._strings.setdefault
+            out += [share(best[0], best[0]) if best else self.missing_code,
+                    share(t := derivation.scheme.title(best[0]) or "", t) if best else "",
+                    round(best[1], 3) if best else 0.0, got]
+        return tuple(out)
 
     def lookup(self, keys: list[Key]) -> list[Row]:
         """Output rows for distinct ``keys``, coding the ones not seen before."""
@@ -212,12 +247,11 @@ class ChunkCoder:
 
     def frame(self, rows: Sequence[Row], inv: np.ndarray, index: pd.Index) -> pd.DataFrame:
         """Lay out distinct rows as result columns, one row per ``inv`` entry."""
-        fields = list(zip(*rows)) if rows else [()] * 10
+        fields = list(zip(*rows)) if rows else [()] * (10 + 4 * len(self.derivations))
         data: dict[str, Any] = {}
-        # `columns` lists the row fields in order, "candidates" (field 7) only when shown.
-        for f, name in enumerate(self.columns):
-            if f == 2:
-                data[name] = np.asarray(fields[2], dtype=np.float64)[inv]
+        for f, name in zip(self._fields, self.columns):
+            if f in self._numeric:
+                data[name] = np.asarray(fields[f], dtype=np.float64)[inv]
             else:
                 data[name] = take_text(fields[f], inv)
         return pd.DataFrame(data, index=index)
@@ -250,14 +284,14 @@ def _arrow_text(array: Any) -> Any:
         return pd.arrays.ArrowStringArray(array)
 
 
-def format_candidates(cands: Sequence[tuple[str, str, float]]) -> str:
+def format_candidates(cands: Sequence[tuple]) -> str:
     """``code:confidence|code:confidence|...`` best first, confidences to 3 decimals."""
-    return "|".join(f"{code}:{conf:.3f}" for code, _, conf in cands)
+    return "|".join(f"{c[0]}:{c[2]:.3f}" for c in cands)
 
 
-def format_candidate_titles(cands: Sequence[tuple[str, str, float]]) -> str:
+def format_candidate_titles(cands: Sequence[tuple]) -> str:
     """``code title | code title | ...`` for clerical coders."""
-    return " | ".join(f"{code} {title}" for code, title, _ in cands)
+    return " | ".join(f"{c[0]} {c[1]}" for c in cands)
 
 
 def code_frame(df: pd.DataFrame, column: str, industry_column: str | None = None,

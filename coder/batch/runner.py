@@ -69,6 +69,7 @@ import pandas as pd
 
 from .._atomic import atomic_write
 from ..errors import CoderError, InputError
+from ..derivation import parse_schemes
 from ..schemes import MISSING_CODE, load_scheme
 from .formats import (OutputLabels, Sink, check_output_names, estimate_text_rows, file_format, open_sink,
                       open_source)
@@ -371,7 +372,11 @@ def code_file(
     """
     started = time.perf_counter()
     say = log or (lambda message: None)
-    scheme_name = load_scheme(scheme).name
+    try:
+        names = parse_schemes(scheme)
+    except (KeyError, ValueError) as exc:
+        raise InputError(f"--scheme: {exc}") from None
+    scheme_name, also = names[0], names[1:]  # the first is coded; the others derived from it
     if k is not None and k < 1:
         raise InputError(f"--top-k must be at least 1, got {k}")
     k_out = k if k is not None else (DEFAULT_CANDIDATES if candidates else 1)
@@ -413,17 +418,19 @@ def code_file(
                          f"(value labels need numbers), got {missing_code!r}")
     named = {"title": column, "industry": industry_column, "description": description_column}
     context = [named[c] for c in ("industry", "description")]
-    added = output_columns(scheme_name, k_out, candidates=show)
+    added = output_columns(scheme_name, k_out, candidates=show, also=also)
     check_columns(source.columns, named, added, str(in_path))
     check_output_names(out_path, [*source.columns, *added])
     if refer_path is not None:
         check_columns(source.columns, named, list(REFER_EXTRA), str(in_path))
-        check_output_names(refer_path, _refer_columns(source.columns, scheme_name))
+        check_output_names(refer_path, _refer_columns(source.columns, scheme_name, also))
 
     k_code = max(k_out, REFER_CANDIDATES) if refer_path is not None else k_out
+    if also:  # derived schemes share out every candidate's confidence, not just the best one's
+        k_code = max(k_code, DEFAULT_CANDIDATES)
     settings = {
         "column": column, "industry_column": industry_column, "description_column": description_column,
-        "scheme": scheme_name, "k": k_out, "candidates": show,
+        "scheme": scheme_name, "also": also, "k": k_out, "candidates": show,
         "threshold": threshold, "missing_code": missing_code, "encoding": encoding,
         "chunk_size": chunk_size, "output": str(out_path.resolve()),
         "refer": str(refer_path.resolve()) if refer_path else None,
@@ -466,7 +473,7 @@ def code_file(
     out_labels = OutputLabels(**{**labels.__dict__, "source": source.labels if source.format == out_fmt else {}})
     sinks: dict[str, Sink] = {}
     chunker = ChunkCoder(backend, scheme=scheme_name, k=k_code, k_out=k_out, candidates=show,
-                         missing_code=str(missing_code), refer=refer_path is not None)
+                         missing_code=str(missing_code), refer=refer_path is not None, also=also)
     counts: Counter[str] = Counter(state["counts"] if state else {})
     statuses: Counter[str] = Counter(state["statuses"] if state else {})
     by_status: Counter[tuple[str, str]] = Counter(
@@ -570,9 +577,9 @@ def code_file(
     )
 
 
-def _refer_columns(columns: Sequence[str], scheme: str) -> list[str]:
+def _refer_columns(columns: Sequence[str], scheme: str, also: Sequence[str] = ()) -> list[str]:
     """The referral file's columns: the row number, the input's, the coding columns, candidates."""
-    return ["input_row", *columns, *output_columns(scheme, 1), "candidates", "candidate_titles"]
+    return ["input_row", *columns, *output_columns(scheme, 1, also=also), "candidates", "candidate_titles"]
 
 
 def _done(state_file: Path) -> int:
