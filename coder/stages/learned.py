@@ -79,6 +79,7 @@ class LearnedStage:
         state = self.__dict__.copy()
         state["_index"] = None
         state["_vectors"] = None
+        state["_groups"] = None
         return state
 
     def _lookup(self):
@@ -100,6 +101,20 @@ class LearnedStage:
                                if self.keys_ else None)
             self._index = (by_title, by_answer, titles, vectors, title_codes, contexts, context_vectors)
         return self._index
+
+    def _code_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(code of each (decided title, code) pair, its title column, start of each code's
+        run), sorted by code; cached with the lookup."""
+        index = self._lookup()
+        if getattr(self, "_groups", None) is None or self._groups[0] is not index:
+            title_codes = index[4]
+            owners = np.array([code for counts in title_codes for code in counts], np.int64)
+            columns = np.array([j for j, counts in enumerate(title_codes) for _ in counts], np.int64)
+            order = np.argsort(owners, kind="stable")
+            owners, columns = owners[order], columns[order]
+            starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else owners
+            self._groups = (index, owners, columns, starts)
+        return self._groups[1:]
 
     def _evidence(self, queries: Queries):
         key = f"{self.name}:evidence"
@@ -141,13 +156,12 @@ class LearnedStage:
             return out
         by_title, by_answer, titles, _, title_codes, contexts, context_vectors = self._lookup()
         sims, _ = evidence
-        # Best similarity per (query, code) over decided titles carrying that code.
+        # Best similarity per (query, code) over decided titles carrying that code: the
+        # decided titles' columns grouped by code, one maximum per group (reduceat).
         n_codes = max(self.code_pos_.values()) + 1
-        owners = np.array([code for counts in title_codes for code in counts], np.int64)
-        columns = np.array([j for j, counts in enumerate(title_codes) for _ in counts], np.int64)
+        owners, columns, starts = self._code_groups()
         best = np.zeros((queries.n, n_codes), np.float32)
-        for code in np.unique(owners):
-            best[:, code] = sims[:, columns[owners == code]].max(axis=1)
+        best[:, owners[starts]] = np.maximum.reduceat(sims[:, columns], starts, axis=1)
         out["l_sim"] = best[pairs.q, pairs.code]
         rows, cols, share, same_rows, same_cols = [], [], [], [], []
         ctx_rows, ctx_cols, ctx_vals = [], [], []
