@@ -5,15 +5,16 @@ scheme already says what the others are: a candidate's matched index entry carri
 every scheme. `Derivation` turns a `Result` in the source scheme into one in a target scheme
 without a second model or a second pass:
 
-* a candidate whose matched entry is known passes its confidence to that entry's target code
-  (several entries quoted the same way share it equally);
+* a candidate that *is* its matched entry (an exact or learned match) passes its confidence to
+  that entry's target code (several entries quoted the same way share it equally); one matched
+  less directly gives half to the entry's code and half by the crosswalk weights;
 * a candidate with no entry to go by (a learned decision, or an entry the index quotes
   differently) shares its confidence out by the crosswalk weights of its code (`coder.crosswalk`);
 * the target code's confidence is the sum of what it received: the probability that the answer
   is that target code, given the source candidates' calibrated probabilities.
 
-A derived result is auto-coded only when the source result was and the derived code keeps all
-of the best source candidate's confidence (the index fixes the target code for that entry);
+A derived result is auto-coded only when the source result was, the best candidate's target
+code is certain (`Derivation.certain`) and it keeps all of that candidate's confidence;
 otherwise it is referred, with a reason saying the target code was split.
 """
 
@@ -31,6 +32,9 @@ from .results import Candidate, Result
 from .schemes import SCHEMES, load_scheme
 
 __all__ = ["Derivation", "derive", "parse_schemes"]
+
+_AS_MATCHED = frozenset({"exact", "learned"})  # methods whose answer is its matched entry
+_ENTRY_SHARE = 0.5  # the matched entry's weight for other methods (see Derivation.shares)
 
 
 def parse_schemes(value: str | Sequence[str]) -> list[str]:
@@ -55,40 +59,81 @@ class Derivation:
         self.scheme = load_scheme(self.target)
         self.crosswalk = _crosswalk(self.source, self.target)
         by_entry: dict[tuple[str, str], Counter] = defaultdict(Counter)
+        by_title: dict[tuple[str, str], set] = defaultdict(set)
+        self._title_of: dict[str, str] = {}
         for entry in entries if entries is not None else _index_entries():
             code, other = entry.code(self.source), entry.code(self.target)
             if code and other:
                 by_entry[(code, entry.describe())][other] += 1
+                by_title[(code, entry.natural)].add(other)
+                self._title_of[entry.describe()] = entry.natural
+        # Source code and title -> how many target codes the index's entries of that title give.
+        self._title_targets = {key: len(codes) for key, codes in by_title.items()}
+        self._memo: dict[tuple[str, str, str], tuple[list[tuple[str, float]], bool]] = {}
+        self._links = {c: [(link.code, link.weight) for link in self.crosswalk.weights(c)]
+                       for c in self.crosswalk.source_codes}
         self._by_entry = {key: [(c, n / sum(counts.values())) for c, n in sorted(counts.items())]
                           for key, counts in by_entry.items()}
 
-    def shares(self, candidate: Candidate) -> tuple[list[tuple[str, float]], bool]:
-        """(target codes with the share of this candidate's confidence each gets, whether the
-        matched entry fixed them rather than the crosswalk)."""
-        fixed = self._by_entry.get((candidate.code, candidate.matched_entry))
-        if fixed:
-            return fixed, True
-        return [(link.code, link.weight) for link in self.crosswalk.weights(candidate.code)], False
-
-    def spread(self, candidates: Sequence[tuple[str, float, str]]) -> tuple[list[tuple[str, float, int]], bool]:
-        """Target codes for source ``(code, confidence, matched entry)`` candidates, best first:
-        ``(code, confidence, index of its largest contributor)``, and whether the best source
-        candidate's entry fixed its target code alone."""
+    def spread(self, candidates: Sequence[tuple[str, float, str, str]], k: int = 10
+               ) -> tuple[list[tuple[str, float, int]], bool]:
+        """Target codes for source ``(code, confidence, matched entry, method)`` candidates,
+        the best ``k`` first: ``(code, confidence, index of its largest contributor)``, and whether the
+        best candidate's target code is certain given its source code (see `shares`)."""
         mass: dict[str, float] = defaultdict(float)
         source: dict[str, tuple[float, int]] = {}
         first_fixed = False
-        for i, (code, confidence, entry) in enumerate(candidates):
-            fixed = self._by_entry.get((code, entry))
-            shares = fixed or [(link.code, link.weight) for link in self.crosswalk.weights(code)]
+        memo = self._memo
+        for i, (code, confidence, entry, method) in enumerate(candidates):
+            key = (code, entry, method)
+            got = memo.get(key)
+            if got is None:
+                if len(memo) > 200_000:
+                    memo.clear()
+                # The 10 largest shares carry nearly all the mass; the rest would only lengthen
+                # the tail (what is dropped stays unassigned, so no confidence is overstated).
+                got = memo[key] = (self.shares(code, entry, method)[:10], self.certain(code, entry, method))
+            shares = got[0]
             if i == 0:
-                first_fixed = bool(fixed) and len(shares) == 1
+                first_fixed = got[1]
             for target, share in shares:
                 part = confidence * share
                 mass[target] += part
                 if target not in source or part > source[target][0]:
                     source[target] = (part, i)
-        ranked = sorted(mass.items(), key=lambda kv: (-kv[1], kv[0]))
+        ranked = sorted(mass.items(), key=lambda kv: (-kv[1], kv[0]))[: max(k, 1)]
         return [(code, min(1.0, round(conf, 6)), source[code][1]) for code, conf in ranked], first_fixed
+
+    def certain(self, code: str, entry: str, method: str) -> bool:
+        """Whether the target code follows from the source code and the match for sure: the
+        source code has one target code in the whole index, or the answer is its matched
+        title and every index entry of that title with this source code has one target code
+        (qualifiers the answer may not have said cannot change it)."""
+        if len(self._links.get(code, ())) == 1:
+            return True
+        title = self._title_of.get(entry)
+        return method in _AS_MATCHED and title is not None and self._title_targets.get((code, title)) == 1
+
+    def shares(self, code: str, entry: str, method: str) -> list[tuple[str, float]]:
+        """How one source candidate's confidence is shared among target codes.
+
+        An answer that *is* its matched entry (an exact or learned match) takes the entry's
+        target code. Otherwise the entry is only the nearest index title, and other titles
+        with the same source code can carry other target codes: half goes to the entry's
+        code, half by the crosswalk weights (on held-out index entries this kept top-1 and
+        made the derived confidences honest)."""
+        fixed = self._by_entry.get((code, entry))
+        links = self._links.get(code, [])
+        if not fixed:
+            return links
+        if method in _AS_MATCHED or len(links) <= 1:
+            return fixed
+        mixed: dict[str, float] = defaultdict(float)
+        for target, share in fixed:
+            mixed[target] += _ENTRY_SHARE * share
+        for target, share in links:
+            mixed[target] += (1 - _ENTRY_SHARE) * share
+        return sorted(mixed.items(), key=lambda kv: (-kv[1], kv[0]))
 
     def status(self, status: str, reason: str, ranked: list[tuple[str, float, int]], first_fixed: bool,
                best_confidence: float) -> tuple[str, str]:
@@ -107,7 +152,8 @@ class Derivation:
         if self.target == self.source:
             return result
         cands = result.candidates if result.status != "uncodable" else ()
-        ranked, first_fixed = self.spread([(c.code, c.confidence, c.matched_entry) for c in cands])
+        ranked, first_fixed = self.spread([(c.code, c.confidence, c.matched_entry, c.method) for c in cands],
+                                          k=len(cands))
         status, reason = self.status(result.status, result.reason, ranked, first_fixed,
                                      cands[0].confidence if cands else 0.0)
         candidates = tuple(

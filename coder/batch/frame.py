@@ -25,9 +25,9 @@ __all__ = ["code_frame", "output_columns", "check_columns", "Coded", "Row", "Key
            "format_candidates", "format_candidate_titles", "factorize_keys", "CONTEXT"]
 
 # One coded answer: code, title, confidence, status, method, matched entry, reason,
-# candidates as ((code, title, confidence, matched entry), ...). Plain tuples: cheap to pickle
+# candidates as ((code, title, confidence, matched entry, method), ...). Plain tuples: cheap to pickle
 # between processes.
-Coded = tuple[str, str, float, str, str, str, str, tuple[tuple[str, str, float, str], ...]]
+Coded = tuple[str, str, float, str, str, str, str, tuple[tuple[str, str, float, str, str], ...]]
 # An answer as read: (title, industry, description), None where a column is absent or empty.
 Key = tuple[str | None, str | None, str | None]
 # The context columns a key carries after the title, in key order (as `Coder.code_many` takes them).
@@ -82,7 +82,7 @@ def coded_row(result: Result) -> Coded:
     if result.status == "uncodable" or not result.candidates:
         return (MISSING_CODE, "", 0.0, "uncodable", "", "", reason, ())
     best = result.candidates[0]
-    cands = tuple((c.code, c.title, round(c.confidence, 3), c.matched_entry) for c in result.candidates)
+    cands = tuple((c.code, c.title, round(c.confidence, 3), c.matched_entry, c.method) for c in result.candidates)
     return (best.code, best.title, round(best.confidence, 3), result.status, best.method,
             best.matched_entry, reason, cands)
 
@@ -202,7 +202,7 @@ class ChunkCoder:
             if status == "uncodable" or not cands:
                 out += [self.missing_code, "", 0.0, "uncodable"]
                 continue
-            ranked, fixed = derivation.spread([(c[0], c[2], c[3]) for c in cands])
+            ranked, fixed = derivation.spread([(c[0], c[2], c[3], c[4]) for c in cands], k=1)
             got, _ = derivation.status(status, reason, ranked, fixed, cands[0][2])
             best = ranked[0] if ranked else None
             share = self._strings.setdefault
