@@ -49,8 +49,10 @@ def run(out: Path, *, limit: int | None = None) -> dict:
     sets = {"clean": clean, "messy": messy_frame(clean)}
     if limit:
         sets = {k: v.head(limit) for k, v in sets.items()}
-    derivations = {s: Derivation("soc2000", s, entries) for s in SCHEMES if s != "soc2000"}
-    baselines = {s: TfidfBaseline(s).fit(training_entries(split, entries)) for s in SCHEMES}
+    # Derived through the training entries only: the held-out answers must not shape the weights.
+    train = training_entries(split, entries)
+    derivations = {s: Derivation("soc2000", s, train) for s in SCHEMES if s != "soc2000"}
+    baselines = {s: TfidfBaseline(s).fit(train) for s in SCHEMES}
     report: dict = {"commit": git_commit(), "load_average": load_average(), "dev_model": info, "sets": {}}
     for name, frame in sets.items():
         titles, industries = frame["title"].tolist(), frame["industry"].tolist()

@@ -24,6 +24,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+from .crosswalk import Crosswalk
 from .crosswalk import _cached as _crosswalk
 from .crosswalk import _index_entries
 from .errors import Reason
@@ -33,6 +34,7 @@ from .schemes import SCHEMES, load_scheme
 
 __all__ = ["Derivation", "derive", "parse_schemes"]
 
+DERIVE_FROM = 5  # candidates a derivation reads (the same in files and the API)
 _AS_MATCHED = frozenset({"exact", "learned"})  # methods whose answer is its matched entry
 _ENTRY_SHARE = 0.5  # the matched entry's weight for other methods (see Derivation.shares)
 
@@ -56,8 +58,10 @@ class Derivation:
 
     def __init__(self, source: str, target: str, entries: Iterable[IndexEntry] | None = None):
         self.source, self.target = load_scheme(source).name, load_scheme(target).name
+        entries = list(entries) if entries is not None else None
         self.scheme = load_scheme(self.target)
-        self.crosswalk = _crosswalk(self.source, self.target)
+        self.crosswalk = (_crosswalk(self.source, self.target) if entries is None
+                          else Crosswalk._build(self.source, self.target, list(entries)))
         by_entry: dict[tuple[str, str], Counter] = defaultdict(Counter)
         by_title: dict[tuple[str, str], set] = defaultdict(set)
         self._title_of: dict[str, str] = {}
@@ -72,17 +76,18 @@ class Derivation:
         self._memo: dict[tuple[str, str, str], tuple[list[tuple[str, float]], bool]] = {}
         self._links = {c: [(link.code, link.weight) for link in self.crosswalk.weights(c)]
                        for c in self.crosswalk.source_codes}
-        self._by_entry = {key: [(c, n / sum(counts.values())) for c, n in sorted(counts.items())]
+        self._by_entry = {key: [(c, n / sum(counts.values())) for c, n in
+                                sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
                           for key, counts in by_entry.items()}
 
     def spread(self, candidates: Sequence[tuple[str, float, str, str]], k: int = 10
-               ) -> tuple[list[tuple[str, float, int]], bool]:
+               ) -> tuple[list[tuple[str, float, int]], str | None]:
         """Target codes for source ``(code, confidence, matched entry, method)`` candidates,
         the best ``k`` first: ``(code, confidence, index of its largest contributor)``, and whether the
-        best candidate's target code is certain given its source code (see `shares`)."""
+        best candidate's target code when it is certain (`certain`), else None."""
         mass: dict[str, float] = defaultdict(float)
         source: dict[str, tuple[float, int]] = {}
-        first_fixed = False
+        first_fixed: str | None = None
         memo = self._memo
         for i, (code, confidence, entry, method) in enumerate(candidates):
             key = (code, entry, method)
@@ -94,8 +99,8 @@ class Derivation:
                 # the tail (what is dropped stays unassigned, so no confidence is overstated).
                 got = memo[key] = (self.shares(code, entry, method)[:10], self.certain(code, entry, method))
             shares = got[0]
-            if i == 0:
-                first_fixed = got[1]
+            if i == 0 and got[1]:
+                first_fixed = shares[0][0]  # certain: one target code
             for target, share in shares:
                 part = confidence * share
                 mass[target] += part
@@ -135,13 +140,13 @@ class Derivation:
             mixed[target] += (1 - _ENTRY_SHARE) * share
         return sorted(mixed.items(), key=lambda kv: (-kv[1], kv[0]))
 
-    def status(self, status: str, reason: str, ranked: list[tuple[str, float, int]], first_fixed: bool,
+    def status(self, status: str, reason: str, ranked: list[tuple[str, float, int]], first_fixed: str | None,
                best_confidence: float) -> tuple[str, str]:
         """The derived result's (status, reason): auto only where the source was auto and the
         index fixes the target code with all of the best candidate's confidence."""
         if status == "uncodable":
             return status, reason
-        if not ranked or (status == "auto" and not (first_fixed and ranked[0][1] >= best_confidence)):
+        if not ranked or (status == "auto" and not (first_fixed == ranked[0][0] and ranked[0][1] >= best_confidence)):
             return "refer", Reason.DERIVED_SPLIT
         return status, reason
 
@@ -151,7 +156,7 @@ class Derivation:
             raise ValueError(f"a {result.scheme} result cannot be derived from {self.source}")
         if self.target == self.source:
             return result
-        cands = result.candidates if result.status != "uncodable" else ()
+        cands = result.candidates[:DERIVE_FROM] if result.status != "uncodable" else ()
         ranked, first_fixed = self.spread([(c.code, c.confidence, c.matched_entry, c.method) for c in cands],
                                           k=len(cands))
         status, reason = self.status(result.status, result.reason, ranked, first_fixed,

@@ -116,7 +116,8 @@ class Ranker:
                   *, weights: np.ndarray | None = None, min_rows: int = 200, prior: float = 50.0) -> "Ranker":
         """Fit score -> probability maps on rows the ranker was not trained on: one per group
         (the caller's ``groups`` x top candidate or not), plus a pooled one for groups too
-        small to fit."""
+        small to fit. Each group's map also sees the other groups' rows of its kind with the
+        weight of ``prior`` rows in all."""
         labels = np.asarray(labels, np.float32)
         groups = self._cal_groups(np.asarray(scores), np.asarray(q), groups)
         weights = np.ones(len(scores)) if weights is None else np.asarray(weights, np.float64)
@@ -130,12 +131,12 @@ class Ranker:
         # A group's map leans on pooled rows with the weight of `prior` rows in total: where the
         # group has few rows (its extremes) it follows the pooled map instead of jumping to
         # 0 or 1 on a handful of examples; where it has many, the prior is negligible.
-        # The prior pools the rows of the same kind (best candidates, or the others).
+        # The prior pools the other groups' rows of the same kind (best candidates, or the rest).
         for g in np.unique(groups):
             mask = groups == g
             if mask.sum() >= min_rows:
-                kind = (groups % 2) == (g % 2)
-                pooled = np.where(kind, weights, 0.0) * (prior / max(weights[kind].sum(), 1e-12))
+                others = ((groups % 2) == (g % 2)) & ~mask
+                pooled = np.where(others, weights, 0.0) * (prior / max(weights[others].sum(), 1e-12))
                 self.calibrators_[int(g)] = fit(np.where(mask, weights, pooled))
         return self
 

@@ -181,6 +181,15 @@ def test_open_a_referral_file_as_a_queue(served, files):
     assert client.get("/queues/nope").status_code == 404
 
 
+def test_naming_the_title_column_still_finds_the_context_columns(served, files):
+    # Before: naming the title column dropped the guessed industry and description, so
+    # "manager" at a hotel and "manager" at a school became one answer with one decision.
+    client, _, _ = served
+    named = upload(client, files["folder"] / "refer.csv", column="job_title").json()
+    assert (named["industry_column"], named["description_column"]) == ("industry", "what_they_do")
+    assert named["progress"]["items"] == distinct(files["refer"])
+
+
 def test_work_through_a_queue_and_export(served, files):
     client, store, _ = served
     qid = upload(client, files["folder"] / "refer.csv").json()["id"]

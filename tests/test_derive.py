@@ -52,8 +52,39 @@ def test_a_matched_entry_gives_its_own_code_in_every_scheme(small_coder):
             if got.status == "auto":  # auto only where the index fixes the code for the matched entry
                 assert result.status == "auto"
                 (entry, *more) = by_desc[(result.code, result.matched_entry)]
-                assert {e.code(target) for e in (entry, *more)} == {got.code}
+                assert {e.code(target) for e in (entry, *more)} - {None} == {got.code}
                 assert got.confidence >= result.confidence - 1e-6
+
+
+def test_an_exact_match_keeps_its_entrys_code_and_status(small_coder):
+    found = 0
+    for title in ("staff nurse", "software developer", "electrician", "chef", "hairdresser", "plumber",
+                  "bus driver", "cleaner", "postman", "dentist"):
+        result = small_coder.code(title)
+        if result.status != "auto" or result.method != "exact":
+            continue
+        for target in ("soc2020", "isco08", "soc90"):
+            d = Derivation("soc2000", target)
+            if not d.certain(result.code, result.matched_entry, result.method):
+                continue
+            got = result.in_scheme(target)
+            assert got.status == "auto" and got.confidence >= result.confidence - 1e-6
+            assert got.code == d.shares(result.code, result.matched_entry, result.method)[0][0]
+            found += 1
+    assert found >= 3  # the premise: several exact, certain matches among these titles
+
+
+def test_lower_candidates_cannot_make_another_code_auto():
+    # The best candidate (0.45) fixes target A; two lower ones (0.3 + 0.2) share target B:
+    # B wins on confidence, but the answer's own match does not give it, so it is referred.
+    d = Derivation("soc2000", "soc2020")
+    certain = [(code, links[0][0]) for code, links in d._links.items() if len(links) == 1]
+    (a_src, a_tgt), (b_src, b_tgt) = next((x, y) for x in certain for y in certain if x[1] != y[1])
+    result = Result(text="x", industry=None, scheme="soc2000", status="auto", candidates=(
+        Candidate(a_src, "", 0.45, "fuzzy", ""), Candidate(b_src, "", 0.3, "fuzzy", ""),
+        Candidate(b_src, "", 0.2, "tfidf", "")))
+    got = d.derive(result)
+    assert got.code == b_tgt and got.status == "refer" and got.reason == Reason.DERIVED_SPLIT
 
 
 def test_a_code_the_entry_does_not_fix_is_shared_out_and_referred():
@@ -105,3 +136,24 @@ def test_result_in_scheme_is_derive(small_coder):
     result = small_coder.code("staff nurse", "hospital")
     assert result.in_scheme("isco08") == coder.derive(result, "isco08")
     assert result.in_scheme("soc2000") is result
+
+
+def test_the_api_gives_each_result_in_the_schemes_asked_for(small_coder, small_model_dir):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from coder.service.app import create_app
+
+    body = {"items": [{"title": "staff nurse", "industry": "hospital"}, {"title": ""}],
+            "also": ["isco08", "soc90"]}
+    with TestClient(create_app(small_coder, model_dir=small_model_dir)) as client:
+        got = client.post("/code", json=body).json()
+        first, blank = got["results"]
+        assert set(first["derived"]) == {"isco08", "soc90"}
+        want = derive(small_coder.code("staff nurse", "hospital"), "isco08")
+        assert (first["derived"]["isco08"]["code"], first["derived"]["isco08"]["status"]) == (want.code, want.status)
+        assert blank["derived"]["soc90"] == {"code": "-9", "title": "", "confidence": 0.0,
+                                             "status": "uncodable", "reason": blank["reason"]}
+        assert "derived" not in client.post("/code", json={"items": [{"title": "nurse"}]}).json()["results"][0]
+        bad = client.post("/code", json={**body, "also": ["soc1066"]})
+        assert bad.status_code == 422

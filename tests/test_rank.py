@@ -123,3 +123,15 @@ def test_a_groups_sparse_extremes_follow_the_pooled_map():
     assert 0.2 < low < 0.4
     high = ranker.calibrated(np.float32([0.95]), np.array([0]), np.array([1]))[0]
     assert high == pytest.approx(0.95, abs=0.05)
+
+
+def test_isotonic_reading_matches_sklearn():
+    from sklearn.isotonic import IsotonicRegression
+
+    from coder.rank import _isotonic
+
+    rng = np.random.default_rng(4)
+    x = rng.random(500)
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, rng.random(500) < x)
+    probe = np.r_[-1.0, 0.0, rng.random(200), 1.0, 2.0]
+    assert np.allclose(_isotonic(fitted, probe), fitted.predict(probe), atol=1e-9)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..derivation import DERIVE_FROM
 from ..errors import InputError
 from ..results import Result
 from ..schemes import MISSING_CODE
@@ -82,7 +83,8 @@ def coded_row(result: Result) -> Coded:
     if result.status == "uncodable" or not result.candidates:
         return (MISSING_CODE, "", 0.0, "uncodable", "", "", reason, ())
     best = result.candidates[0]
-    cands = tuple((c.code, c.title, round(c.confidence, 3), c.matched_entry, c.method) for c in result.candidates)
+    # Unrounded: derived schemes sum these as the API does (the columns show 3 decimals).
+    cands = tuple((c.code, c.title, c.confidence, c.matched_entry, c.method) for c in result.candidates)
     return (best.code, best.title, round(best.confidence, 3), result.status, best.method,
             best.matched_entry, reason, cands)
 
@@ -202,7 +204,7 @@ class ChunkCoder:
             if status == "uncodable" or not cands:
                 out += [self.missing_code, "", 0.0, "uncodable"]
                 continue
-            ranked, fixed = derivation.spread([(c[0], c[2], c[3], c[4]) for c in cands], k=1)
+            ranked, fixed = derivation.spread([(c[0], c[2], c[3], c[4]) for c in cands[:DERIVE_FROM]], k=1)
             got, _ = derivation.status(status, reason, ranked, fixed, cands[0][2])
             best = ranked[0] if ranked else None
             share = self._strings.setdefault

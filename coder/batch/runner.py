@@ -431,6 +431,8 @@ def code_file(
     settings = {
         "column": column, "industry_column": industry_column, "description_column": description_column,
         "scheme": scheme_name, "also": also, "k": k_out, "candidates": show,
+        # Which decision store codes the run (answers decided there get their decided code).
+        "decisions": _store_identity(decisions),
         "threshold": threshold, "missing_code": missing_code, "encoding": encoding,
         "chunk_size": chunk_size, "output": str(out_path.resolve()),
         "refer": str(refer_path.resolve()) if refer_path else None,
@@ -582,6 +584,14 @@ def _refer_columns(columns: Sequence[str], scheme: str, also: Sequence[str] = ()
     return ["input_row", *columns, *output_columns(scheme, 1, also=also), "candidates", "candidate_titles"]
 
 
+def _store_identity(decisions: Any) -> str | None:
+    """The decision store a run uses, as recorded for --resume (its path, or its type)."""
+    if decisions is None:
+        return None
+    path = getattr(decisions, "path", None)
+    return str(Path(path).resolve()) if path else type(decisions).__name__
+
+
 def _done(state_file: Path) -> int:
     try:
         return int(json.loads(state_file.read_text())["rows"])
@@ -614,11 +624,17 @@ def _load_state(path: Path, in_path: Path, settings: dict, say: Callable[[str], 
         raise InputError(f"cannot resume: {in_path} changed since the interrupted run; "
                          "run again without --resume")
     old = state.get("settings", {})
-    changed = [name for name in settings if name != "model" and old.get(name) != settings[name]]
+    defaults = {"also": [], "decisions": None}  # settings that older runs did not record
+    changed = [name for name in settings
+               if name != "model" and old.get(name, defaults.get(name)) != settings[name]]
     if changed:
         name = changed[0]
-        flag = "-o" if name == "output" else "--" + {"k": "top-k"}.get(name, name).replace("_", "-")
+        flag = "-o" if name == "output" else "--" + {"k": "top-k", "also": "scheme", "decisions": "store"}.get(
+            name, name).replace("_", "-")
+        then, now = old.get(name, defaults.get(name)), settings[name]
+        if name == "also":  # shown as the --scheme list it came from
+            then, now = ",".join([old.get("scheme", ""), *then]), ",".join([settings["scheme"], *now])
         raise InputError(f"cannot resume: {flag} differs from the interrupted run "
-                         f"({old.get(name)!r} then, {settings[name]!r} now); "
+                         f"({then!r} then, {now!r} now); "
                          "use the same options or run again without --resume")
     return state

@@ -403,8 +403,9 @@ def create_app(
         return _error(500, "internal_error", "internal server error; the server log has details")
 
     # ------------------------------------------------------------ API
-    def _coding(result: Any, coder: Coder, follow: bool | None = None) -> dict:
-        return coding_json(result, coder.scheme, majors.setdefault(coder.scheme_name, {}), follow=follow)
+    def _coding(result: Any, coder: Coder, follow: bool | None = None, also: Sequence[str] = ()) -> dict:
+        return coding_json(result, coder.scheme, majors.setdefault(coder.scheme_name, {}), follow=follow,
+                           also=also)
 
     @app.get("/suggest", response_model=Coding, responses=_ERRORS, tags=["coding"],
              summary="Suggest codes for one title")
@@ -458,7 +459,7 @@ def create_app(
         for result in results:
             summary[result.status] += 1
         return JSONResponse({"scheme": coder.scheme_name, "k": body.k, "count": len(results),
-                             "summary": summary, "results": [_coding(r, coder) for r in results]})
+                             "summary": summary, "results": [_coding(r, coder, also=body.also) for r in results]})
 
     @app.get("/schemes", response_model=SchemesOut, tags=["classifications"],
              summary="Classifications and their models")

@@ -243,9 +243,11 @@ class QueueStore:
         if title_col is None:
             raise InputError(f"{name}: which column holds the job titles? Name it (column); the columns "
                              f"are: {', '.join(repr(c) for c in columns[:20])}")
-        industry_col = industry_column if industry_column is not None else (None if column else guessed["industry"])
-        description_col = (description_column if description_column is not None
-                           else (None if column else guessed["description"]))
+        # Each column is guessed from the names unless given ("" says the file has none), also when
+        # the title column is named: dropping a guessed industry would merge different answers.
+        industry_col = (industry_column or None) if industry_column is not None else guessed["industry"]
+        description_col = ((description_column or None) if description_column is not None
+                           else guessed["description"])
         for role, col in (("title", title_col), ("industry", industry_col), ("description", description_col)):
             if col and col not in columns:
                 raise InputError(f"{name} has no column {col!r} ({role} column); its columns are: "

@@ -8,6 +8,7 @@ OpenAPI document and validate requests.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -91,6 +92,16 @@ class FollowUpOut(BaseModel):
     options: list[FollowUpOptionOut]
 
 
+class DerivedOut(BaseModel):
+    """One answer's coding in a further scheme, derived from the same coding (`coder.derive`)."""
+
+    code: str = Field(description=f"Best code, or {MISSING_CODE!r} when uncodable.", examples=["2237"])
+    title: str = ""
+    confidence: float
+    status: Status
+    reason: str = ""
+
+
 class Coding(BaseModel):
     """The coding of one title, candidates best first."""
 
@@ -110,6 +121,9 @@ class Coding(BaseModel):
         [], description="For referred answers whose candidates differ only by what the answer did not "
                         "say: what would decide (which industry, what they mainly do) and which code each "
                         "choice gives.")
+    derived: dict[str, DerivedOut] = Field(
+        {}, description="The same coding in each scheme asked for with `also` (POST /code), derived "
+                        "through the matched index entries: no second model, no second pass.")
 
 
 class CodeItem(BaseModel):
@@ -135,6 +149,10 @@ class CodeRequest(BaseModel):
     k: int = Field(5, ge=1, le=MAX_K, description="Candidates per title.")
     scheme: str | None = Field(None, description=SCHEME_DOC + "; the service's default if omitted.",
                                json_schema_extra=SCHEME_OR_DEFAULT)
+    also: list[Literal[SCHEMES]] = Field(  # type: ignore[valid-type]
+        [], max_length=len(SCHEMES),
+        description="Further schemes to give each answer in (field `derived` of each result), derived "
+                    "from the one coding in `scheme`.")
 
 
 class CodeResponse(BaseModel):
@@ -367,19 +385,19 @@ def _major(scheme: Scheme, code: str, cache: dict[str, dict | None]) -> dict | N
 
 
 def coding_json(result: Result, scheme: Scheme, majors: dict[str, dict | None], *,
-                follow: bool | None = None) -> dict:
+                follow: bool | None = None, also: Sequence[str] = ()) -> dict:
     """`Result` as the JSON the API returns (the shape of `Coding`).
 
     ``majors`` caches major groups per code across calls (a dict the caller keeps).
     ``follow``: add the follow-up prompts (`coder.decisions.follow_up`); by default for
-    referred answers only.
+    referred answers only. ``also``: schemes to derive the result in (`Result.in_scheme`).
     """
     prompts = []
     if (result.status == "refer" if follow is None else follow) and len(result.candidates) > 1:
         from ..decisions import follow_up
 
         prompts = [f.to_dict() for f in follow_up(result)]
-    return {
+    out = {
         "text": result.text,
         "industry": result.industry,
         "description": result.description,
@@ -395,3 +413,11 @@ def coding_json(result: Result, scheme: Scheme, majors: dict[str, dict | None], 
         ],
         "follow_up": prompts,
     }
+    if also:  # only when asked for: clients that do not ask see the shape they always saw
+        out["derived"] = {other: _derived_json(result.in_scheme(other)) for other in also if other != result.scheme}
+    return out
+
+
+def _derived_json(result: Result) -> dict:
+    return {"code": result.code, "title": result.title, "confidence": result.confidence,
+            "status": result.status, "reason": str(result.reason)}
