@@ -32,7 +32,7 @@ from .index import IndexEntry
 from .results import Candidate, Result
 from .schemes import SCHEMES, load_scheme
 
-__all__ = ["Derivation", "derive", "parse_schemes"]
+__all__ = ["Derivation", "derive", "parse_schemes", "candidate_codes"]
 
 DERIVE_FROM = 5  # candidates a derivation reads (the same in files and the API)
 _AS_MATCHED = frozenset({"exact", "learned"})  # methods whose answer is its matched entry
@@ -178,3 +178,15 @@ def _derivation(source: str, target: str) -> Derivation:
 def derive(result: Result, target: str) -> Result:
     """``result`` in another scheme, from the same coding (a cached `Derivation`)."""
     return _derivation(result.scheme, load_scheme(target).name).derive(result)
+
+
+def candidate_codes(source: str, candidate: Candidate, targets: Sequence[str]) -> dict[str, str]:
+    """One candidate's likeliest code in each target scheme (for a person choosing it): its
+    matched entry's code, or the crosswalk's likeliest target; schemes with none are left out."""
+    out: dict[str, str] = {}
+    for target in targets:
+        shares = _derivation(source, load_scheme(target).name).shares(
+            candidate.code, candidate.matched_entry, candidate.method)
+        if shares:
+            out[target] = shares[0][0]
+    return out

@@ -223,6 +223,21 @@ def choose_first(page, box):
     expect(page.get_by_role("textbox", name="Chosen code")).not_to_have_value("")
 
 
+def test_a_chosen_code_shows_its_codes_in_the_other_schemes(page, live_server):
+    from coder.derivation import candidate_codes
+
+    _, coder = live_server
+    page.get_by_label("Also show a chosen code in the other schemes").check()
+    box = page.get_by_role("combobox", name="Job title")
+    with page.expect_response(lambda r: "/suggest?" in r.url and "also=isco08" in r.url):
+        box.press_sequentially("staff nurse", delay=10)
+    choose_first(page, box)
+    best = coder.code("staff nurse").candidates[0]
+    want = candidate_codes("soc2000", best, ["soc90", "soc2010", "soc2020", "isco08"])
+    expect(page.locator("#chosen-others")).to_have_text(
+        "In other schemes: " + " · ".join(f"{n.upper().replace('ISCO08', 'ISCO-08')} {c}" for n, c in want.items()))
+
+
 def test_next_title_starts_without_the_previous_answers_context(page, live_server):
     """Issue 14 item 8: the industry (and description) of one answer must not be used for the next."""
     _, coder = live_server
@@ -293,7 +308,7 @@ def test_everything_is_reachable_by_keyboard(page):
     for _ in range(6):
         page.keyboard.press("Tab")
         focused.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
-    assert focused[:4] == ["industry", "description", "scheme", "chosen-code"]
+    assert focused[:5] == ["industry", "description", "scheme", "others", "chosen-code"]
 
 
 # ---------------------------------------------------------------------------- the clerical loop

@@ -157,3 +157,21 @@ def test_the_api_gives_each_result_in_the_schemes_asked_for(small_coder, small_m
         assert "derived" not in client.post("/code", json={"items": [{"title": "nurse"}]}).json()["results"][0]
         bad = client.post("/code", json={**body, "also": ["soc1066"]})
         assert bad.status_code == 422
+
+
+def test_suggest_gives_each_candidates_codes_in_other_schemes(small_coder, small_model_dir):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from coder.derivation import Derivation
+    from coder.service.app import create_app
+
+    with TestClient(create_app(small_coder, model_dir=small_model_dir)) as client:
+        got = client.get("/suggest", params=[("q", "staff nurse"), ("also", "soc2020"), ("also", "isco08")]).json()
+        assert set(got["derived"]) == {"soc2020", "isco08"}
+        for cand in got["candidates"]:
+            d = Derivation("soc2000", "isco08")
+            assert cand["in_schemes"]["isco08"] == d.shares(cand["code"], cand["matched_entry"], cand["method"])[0][0]
+        plain = client.get("/suggest", params={"q": "staff nurse"}).json()
+        assert "derived" not in plain and all("in_schemes" not in c for c in plain["candidates"])
+        assert client.get("/suggest", params={"q": "nurse", "also": "soc1066"}).status_code == 422

@@ -426,13 +426,17 @@ def create_app(
                                      "if omitted.",
             json_schema_extra=SCHEME_OR_DEFAULT,
         )] = None,
+        also: Annotated[list[Literal[SCHEMES]], Query(  # type: ignore[valid-type]
+            max_length=len(SCHEMES),
+            description="Further schemes: each candidate's code in them (`in_schemes`) and the "
+                        "result derived in them (`derived`), from this one coding.")] = [],  # noqa: B006
     ) -> JSONResponse:
         """Code one job title: candidates best first, with a status and reason."""
         if not has_text(q):
             raise ApiError(422, "invalid_request", "q: must contain some text, not only spaces")
         coder = await registry.get(scheme)
         result = await engine.run(coder.code, q, _given(industry), _given(description), k=k)
-        return JSONResponse(_coding(result, coder))
+        return JSONResponse(_coding(result, coder, also=also))
 
     @app.post("/code", response_model=CodeResponse, tags=["coding"], summary="Code many titles",
               responses={

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..candidates import METHODS
+from ..derivation import candidate_codes
 from ..results import Result
 from ..schemes import MISSING_CODE, SCHEMES, Scheme
 
@@ -72,6 +73,10 @@ class CandidateOut(BaseModel):
                                     f"{', '.join(METHODS[:-1])} or {METHODS[-1]}.", examples=["exact"])
     matched_entry: str = Field(description="The coding-index entry behind the candidate.",
                                examples=["Nurse"])
+    in_schemes: dict[str, str] = Field(
+        {}, description="With `also`: this candidate's most likely code in each further scheme "
+                        "(its matched entry's code, or the crosswalk's likeliest).",
+        examples=[{"soc2020": "2237", "isco08": "2221"}])
 
 
 class FollowUpOptionOut(BaseModel):
@@ -397,6 +402,7 @@ def coding_json(result: Result, scheme: Scheme, majors: dict[str, dict | None], 
         from ..decisions import follow_up
 
         prompts = [f.to_dict() for f in follow_up(result)]
+    others = [other for other in also if other != result.scheme]
     out = {
         "text": result.text,
         "industry": result.industry,
@@ -409,12 +415,13 @@ def coding_json(result: Result, scheme: Scheme, majors: dict[str, dict | None], 
         "candidates": [
             {"code": c.code, "title": c.title, "major_group": _major(scheme, c.code, majors),
              "confidence": c.confidence, "method": c.method, "matched_entry": c.matched_entry}
+            | ({"in_schemes": candidate_codes(result.scheme, c, others)} if others else {})
             for c in result.candidates
         ],
         "follow_up": prompts,
     }
     if also:  # only when asked for: clients that do not ask see the shape they always saw
-        out["derived"] = {other: _derived_json(result.in_scheme(other)) for other in also if other != result.scheme}
+        out["derived"] = {other: _derived_json(result.in_scheme(other)) for other in others}
     return out
 
 
