@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -22,8 +19,9 @@ pytestmark = pytest.mark.skipif(
     reason="Chromium is not installed (run .ci/install-browser): browser test skipped",
 )
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
-uvicorn = pytest.importorskip("uvicorn", reason="the service needs the 'serve' extra (fastapi, uvicorn)")
+pytest.importorskip("uvicorn", reason="the service needs the 'serve' extra (fastapi, uvicorn)")
 
+from _live import serving  # noqa: E402
 from coder import Coder  # noqa: E402
 from coder.service.app import create_app  # noqa: E402
 
@@ -41,20 +39,8 @@ def live_server(small_coder, small_model_dir):
     that tests compute expected answers with (not the server's: a Coder is not thread-safe)."""
     served = Coder(small_coder.model, threshold=small_coder.threshold)  # own cache: another thread
     app = create_app(served, model_dir=small_model_dir)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/", small_coder
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(app) as base:
+        yield base, small_coder
 
 
 @pytest.fixture(scope="module")
@@ -338,21 +324,8 @@ def clerical_server(small_coder, small_model_dir, tmp_path_factory):
     assert queue.progress.items >= 4, "the small model should refer these answers"
     served = Coder(copy.deepcopy(small_coder.model), decisions=store)
     app = create_app(served, model_dir=small_model_dir)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield {"base": f"http://127.0.0.1:{sock.getsockname()[1]}/", "store": store, "queue": queue,
-           "refer": refer, "folder": folder}
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(app) as base:
+        yield {"base": base, "store": store, "queue": queue, "refer": refer, "folder": folder}
 
 
 @pytest.fixture

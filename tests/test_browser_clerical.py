@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import copy
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -30,9 +27,9 @@ pytestmark = pytest.mark.skipif(
 
 import httpx  # noqa: E402
 import pandas as pd  # noqa: E402
-import uvicorn  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
 
+from _live import serving  # noqa: E402
 from coder import Coder  # noqa: E402
 from coder.batch.runner import code_file  # noqa: E402
 from coder.decisions import DecisionStore, answer_key  # noqa: E402
@@ -85,20 +82,8 @@ def live_server(small_coder, small_model_dir, store):
     served coder (a copy of the small model: it learns) uses the decision store."""
     served = Coder(copy.deepcopy(small_coder.model), decisions=store)
     app = create_app(served, model_dir=small_model_dir)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/", small_coder
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(app) as base:
+        yield base, small_coder
 
 
 def recode(base: str, answers: list[tuple[str, str | None, str | None]]) -> list[dict]:

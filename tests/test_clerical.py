@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import io
-import socket
 import threading
 import time
 import warnings
@@ -25,6 +24,7 @@ with warnings.catch_warnings():  # starlette may warn that it prefers httpx2
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
+from _live import serving  # noqa: E402
 from coder import Coder  # noqa: E402
 from coder.batch.runner import code_file  # noqa: E402
 from coder.decisions import DecisionStore, answer_key, follow_up  # noqa: E402
@@ -346,23 +346,11 @@ def test_queue_requests_are_validated(served, files):
 # ---------------------------------------------------------------------------- two clerks at once
 @pytest.fixture
 def live(tmp_path, small_coder, small_model_dir):
-    uvicorn = pytest.importorskip("uvicorn")
+    pytest.importorskip("uvicorn")
     store = DecisionStore(tmp_path / "decisions.sqlite")
     app = create_app(Coder(copy.deepcopy(small_coder.model), decisions=store), model_dir=small_model_dir)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", store
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(app) as base:
+        yield base.rstrip("/"), store
 
 
 def test_two_clerks_work_one_queue_at_once_and_nothing_is_lost(live, files):

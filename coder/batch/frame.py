@@ -149,6 +149,8 @@ class ChunkCoder:
     ``k`` candidates are asked for, the first ``k_out`` are shown in the ``candidates``
     column (present when ``candidates`` is true; by default when ``k_out > 1``); with
     ``refer`` the referral file's columns (all ``k`` candidates, with titles) are laid out too.
+    ``also`` names further schemes whose code, title, confidence and status are derived from
+    the same coding (`coder.derivation`).
     """
 
     def __init__(self, code_keys: Callable[[list[Key]], list[Coded]], *, scheme: str, k: int,

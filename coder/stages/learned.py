@@ -102,10 +102,9 @@ class LearnedStage:
             self._index = (by_title, by_answer, titles, vectors, title_codes, contexts, context_vectors)
         return self._index
 
-    def _code_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _code_groups(self, index: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(code of each (decided title, code) pair, its title column, start of each code's
-        run), sorted by code; cached with the lookup."""
-        index = self._lookup()
+        run), sorted by code, for the lookup ``index`` (the one the similarities came from)."""
         if getattr(self, "_groups", None) is None or self._groups[0] is not index:
             title_codes = index[4]
             owners = np.array([code for counts in title_codes for code in counts], np.int64)
@@ -154,12 +153,13 @@ class LearnedStage:
         evidence = self._evidence(queries)
         if evidence is None or n == 0:
             return out
-        by_title, by_answer, titles, _, title_codes, contexts, context_vectors = self._lookup()
+        index = self._lookup()
+        by_title, by_answer, titles, _, title_codes, contexts, context_vectors = index
         sims, _ = evidence
         # Best similarity per (query, code) over decided titles carrying that code: the
         # decided titles' columns grouped by code, one maximum per group (reduceat).
         n_codes = max(self.code_pos_.values()) + 1
-        owners, columns, starts = self._code_groups()
+        owners, columns, starts = self._code_groups(index)
         best = np.zeros((queries.n, n_codes), np.float32)
         best[:, owners[starts]] = np.maximum.reduceat(sims[:, columns], starts, axis=1)
         out["l_sim"] = best[pairs.q, pairs.code]
