@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 3
 # Bump when a change to the stages, features, training queries or ranking changes what a
 # build produces without changing a feature name or a data file.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 _PICKLED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 _LIBRARIES = (*_PICKLED_LIBRARIES, "rapidfuzz", "pandas")
 
