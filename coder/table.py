@@ -89,6 +89,19 @@ class IndexTable:
                 self.code_entry_[c] = i
         return self
 
+    def title_defaults(self) -> tuple[np.ndarray, np.ndarray]:
+        """(code, explaining entry) of each title, -1 where it has no code: its unqualified
+        default entry if any, else an unqualified one, else a qualified one."""
+        n_titles = len(self.titles_)
+        title_code = np.full(n_titles, -1, np.int64)
+        title_entry = np.full(n_titles, -1, np.int64)
+        rank = np.where(self.entry_qualified_, 2, np.where(self.entry_default_ > 0, 0, 1))
+        for i in np.lexsort((rank, self.entry_title_)):
+            t = self.entry_title_[i]
+            if self.entry_code_[i] >= 0 and title_entry[t] < 0:
+                title_entry[t], title_code[t] = i, self.entry_code_[i]
+        return title_code, title_entry
+
     def title_entries(self, titles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row of ``titles`` each entry came from, entry number) for all entries of ``titles``."""
         titles = np.asarray(titles, np.int64)

@@ -92,14 +92,7 @@ class DescriptionStage:
     def fit(self, table: "IndexTable", *, seed: int = 0) -> "DescriptionStage":
         self.lookup_ = {t: i for i, t in enumerate(table.titles_)}
         # A title's code, and the entry that explains it: its unqualified default entry if any.
-        n_titles = len(table.titles_)
-        self.title_code_ = np.full(n_titles, -1, np.int64)
-        self.title_entry_ = np.full(n_titles, -1, np.int64)
-        rank = np.where(table.entry_qualified_, 2, np.where(table.entry_default_ > 0, 0, 1))
-        for i in np.lexsort((rank, table.entry_title_)):
-            t = table.entry_title_[i]
-            if table.entry_code_[i] >= 0 and self.title_entry_[t] < 0:
-                self.title_entry_[t], self.title_code_[t] = i, table.entry_code_[i]
+        self.title_code_, self.title_entry_ = table.title_defaults()
         self.retriever_ = TfidfRetriever(k=self.k, min_score=0.2).fit(table.titles_)
         self.code_docs_t_ = table.encoder_.transform(code_documents(table)).T.tocsr()
         self.n_codes_ = table.n_codes

@@ -70,14 +70,7 @@ class SemanticStage:
         quals, self.entry_qual_ = np.unique(np.array(table.entry_qual_norm_, dtype=object), return_inverse=True)
         self.quals_ = emb.embed([str(q) for q in quals])
         # A title's code and explaining entry, for description proposals.
-        n_titles = len(table.titles_)
-        self.title_code_ = np.full(n_titles, -1, np.int64)
-        self.title_entry_ = np.full(n_titles, -1, np.int64)
-        rank = np.where(table.entry_qualified_, 2, np.where(table.entry_default_ > 0, 0, 1))
-        for i in np.lexsort((rank, table.entry_title_)):
-            t = table.entry_title_[i]
-            if table.entry_code_[i] >= 0 and self.title_entry_[t] < 0:
-                self.title_entry_[t], self.title_code_[t] = i, table.entry_code_[i]
+        self.title_code_, self.title_entry_ = table.title_defaults()
         return self
 
     def __getstate__(self) -> dict:
