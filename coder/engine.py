@@ -93,6 +93,19 @@ def _as_list(values: Iterable | None, n: int) -> list:
     return list(values)
 
 
+def _raw_key(*values: object) -> tuple | None:
+    """A dictionary key telling raw answers apart exactly (1 and 1.0 differ as text), or None
+    when a value cannot be hashed."""
+    if all(v is None or v.__class__ is str for v in values):  # a str equals only a str
+        return values
+    key = tuple((v.__class__, v) for v in values)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def _text(value: object) -> str | None:
     return None if _is_missing(value) else str(value)
 
@@ -247,25 +260,20 @@ class Coder:
             raise ValueError(f"{len(titles)} titles, {len(industries)} industries, {len(descriptions)} descriptions")
         results: list[Result | None] = [None] * len(titles)
         todo: dict[tuple[str, str, str], list[int]] = {}
+        # Identical raw answers (a survey file repeats its common ones) are read once: each
+        # distinct one maps to an uncodable Result, or to its key as read.
+        seen: dict[tuple, Result | tuple[str, str, str]] = {}
         for i, (title, industry, description) in enumerate(zip(titles, industries, descriptions)):
-            text, ind, desc = _text(title), self._context(industry), self._context(description)
-            reason = screen(title, self.missing_markers)
-            if reason is not None:
-                results[i] = Result(text or "", ind, self.scheme_name, "uncodable", reason=reason, description=desc)
-                continue
-            read = read_answer(text, ind, desc)
-            if read.not_occupation:
-                reason = Reason.NOT_OCCUPATION
-            elif not read.title:
-                outside = _BRACKETED.sub(" ", text).strip(" ,.;:-")
-                reason = Reason.NO_OCCUPATION_WORDS if outside else Reason.ONLY_BRACKETS
-            elif read.title in _NON_ANSWERS:
-                reason = Reason.NOT_A_JOB
-            if reason is not None:
-                results[i] = Result(text, ind, self.scheme_name, "uncodable", reason=reason,
-                                    normalised=read.title, description=desc)
-                continue
-            todo.setdefault((read.title, read.industry, read.description), []).append(i)
+            raw = _raw_key(title, industry, description)
+            outcome = seen.get(raw) if raw is not None else None
+            if outcome is None:
+                outcome = self._read(title, industry, description)
+                if raw is not None:
+                    seen[raw] = outcome
+            if isinstance(outcome, Result):
+                results[i] = outcome
+            else:
+                todo.setdefault(outcome, []).append(i)
         # Coded answers are taken from the cache first and held here, so evicting them while
         # coding the rest of the batch cannot lose them.
         coded: dict[tuple[str, str, str], _Coded] = {}
@@ -286,12 +294,38 @@ class Coder:
         for key, rows in todo.items():
             value = coded[key]
             status, reason = self._status(value)
+            made: dict[tuple, Result] = {}  # Results are immutable: identical rows share one
             for i in rows:
-                results[i] = Result(
-                    str(titles[i]), self._context(industries[i]), self.scheme_name, status, value.candidates,
-                    reason, value.title, value.industry, description=self._context(descriptions[i]),
-                )
+                raw = _raw_key(titles[i], industries[i], descriptions[i])
+                result = made.get(raw) if raw is not None else None
+                if result is None:
+                    result = Result(
+                        str(titles[i]), self._context(industries[i]), self.scheme_name, status, value.candidates,
+                        reason, value.title, value.industry, description=self._context(descriptions[i]),
+                    )
+                    if raw is not None:
+                        made[raw] = result
+                results[i] = result
         return results  # type: ignore[return-value]
+
+    def _read(self, title: object, industry: object, description: object) -> Result | tuple[str, str, str]:
+        """An uncodable answer's Result, or the (title, industry, description) key as read."""
+        text, ind, desc = _text(title), self._context(industry), self._context(description)
+        reason = screen(title, self.missing_markers)
+        if reason is not None:
+            return Result(text or "", ind, self.scheme_name, "uncodable", reason=reason, description=desc)
+        read = read_answer(text, ind, desc)
+        if read.not_occupation:
+            reason = Reason.NOT_OCCUPATION
+        elif not read.title:
+            outside = _BRACKETED.sub(" ", text).strip(" ,.;:-")
+            reason = Reason.NO_OCCUPATION_WORDS if outside else Reason.ONLY_BRACKETS
+        elif read.title in _NON_ANSWERS:
+            reason = Reason.NOT_A_JOB
+        if reason is not None:
+            return Result(text, ind, self.scheme_name, "uncodable", reason=reason, normalised=read.title,
+                          description=desc)
+        return (read.title, read.industry, read.description)
 
     # ------------------------------------------------------------ internals
     def _learned_stage(self):
@@ -366,19 +400,28 @@ class Coder:
         groups = groups[order]
         conf = conf[order]
         starts = np.searchsorted(q, np.arange(len(keys) + 1))
+        # Only each query's first k rows become Candidates: plain Python values, taken once.
+        shown = np.flatnonzero(np.arange(len(q)) - starts[q] < k)
+        code_list = [str(c) for c in codes[shown].tolist()]
+        conf_list = conf[shown].astype(np.float64).tolist()
+        method_list = [str(m) for m in methods[shown].tolist()]
+        entry_list = entries[shown].tolist()
+        first = np.searchsorted(shown, starts)
+        titles: dict[str, str] = self.__dict__.setdefault("_code_titles", {})  # code -> title
         out = []
         for i, (title, industry, description) in enumerate(keys):
-            lo, hi = starts[i], min(starts[i + 1], starts[i] + k)
+            lo, hi = int(first[i]), int(first[i + 1])
             candidates = tuple(
                 Candidate(
-                    code=str(codes[j]),
-                    title=self.scheme.title(str(codes[j])) or "",
-                    confidence=round(float(conf[j]), 4),
-                    method=str(methods[j]),
-                    matched_entry=str(gen.entry_text_[entries[j]]),
+                    code=code_list[j],
+                    title=titles.get(code_list[j]) or titles.setdefault(code_list[j], self.scheme.title(code_list[j]) or ""),
+                    confidence=round(conf_list[j], 4),
+                    method=method_list[j],
+                    matched_entry=str(gen.entry_text_[entry_list[j]]),
                 )
                 for j in range(lo, hi)
             )
-            out.append(_Coded(candidates, bool(cands.vague[i]), hi > lo and bool(matched[lo]),
-                              int(groups[lo]) if hi > lo else 0, title, industry, description))
+            row = starts[i]
+            out.append(_Coded(candidates, bool(cands.vague[i]), hi > lo and bool(matched[row]),
+                              int(groups[row]) if hi > lo else 0, title, industry, description))
         return out

@@ -56,6 +56,8 @@ _NON_WORD = re.compile(r"[\W_]+")
 
 def fold(text: str) -> str:
     """Unicode-fold and lower-case: NFKC, strip accents, casefold."""
+    if text.isascii():  # nothing to decompose or strip; casefold of ASCII is lower()
+        return text.lower()
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return unicodedata.normalize("NFKC", text).casefold()
@@ -167,10 +169,13 @@ def _expand(words: list[str]) -> list[str]:
 
 
 def _drop_noise(words: list[str]) -> list[str]:
-    changed = True
+    # Words are only ever removed, so a phrase whose first word is absent can never match.
+    present = set(words)
+    phrases = [p for p in NOISE_PHRASES if p[0] in present]
+    changed = bool(phrases)
     while changed:
         changed = False
-        for phrase in NOISE_PHRASES:
+        for phrase in phrases:
             n = len(phrase)
             for i in range(len(words) - n + 1):
                 if tuple(words[i : i + n]) == phrase:

@@ -19,7 +19,10 @@ from .base import Pairs, Proposals, Queries, TopK, top_k_sparse
 __all__ = ["TfidfEncoder", "TfidfRetriever", "TfidfStage", "rowwise_dot", "split_tokens"]
 
 
-_SKLEARN_BATCH = 64
+# Up to this many documents, one pure-Python pass; beyond it, the batch path below.
+_SMALL_BATCH = 64
+# Words whose character n-grams are kept between calls (a survey's vocabulary is small).
+_WORD_CACHE = 200_000
 
 
 def split_tokens(text: str) -> list[str]:
@@ -57,16 +60,14 @@ class TfidfEncoder:
     def transform(self, docs: Sequence[str]) -> sp.csr_matrix:
         """L2-normalised rows of [char TF-IDF * char_weight, word TF-IDF * word_weight].
 
-        Equal to stacking the two vectorisers' ``transform`` outputs, but built in one pass
-        without sklearn's per-call validation, which costs more than the work itself for the
-        single titles a type-ahead user sends. Large batches go through sklearn, which is faster
-        per title once its fixed cost is spread.
+        Equal (to float rounding) to stacking the two vectorisers' ``transform`` outputs, but
+        without their per-document Python work: a few titles go through one plain pass (sklearn's
+        per-call validation costs more than the work for one type-ahead title); batches count
+        each distinct word's character n-grams once (`_transform_batch`).
         """
         docs = list(docs)
-        if len(docs) > _SKLEARN_BATCH:
-            stacked = sp.hstack([self.char_.transform(docs) * self.char_weight,
-                                 self.word_.transform(docs) * self.word_weight], format="csr")
-            return normalize(stacked).astype(np.float32)
+        if len(docs) > _SMALL_BATCH:
+            return self._transform_batch(docs)
         parts = self._parts()
         indptr, indices, values = [0], [], []
         for doc in docs:
@@ -95,6 +96,85 @@ class TfidfEncoder:
             shape=(len(indptr) - 1, self.n_features_),
         )
 
+    def _transform_batch(self, docs: list[str]) -> sp.csr_matrix:
+        """`transform` for many documents at once.
+
+        Character n-grams never cross a word boundary (``char_wb``), so a document's character
+        counts are the sum of its words' counts: (documents x distinct words) @ (words x
+        n-grams), with each distinct word analysed once and remembered. Word uni- and bigrams
+        are one dictionary lookup each.
+        """
+        preprocess = self._char_preprocess()
+        cache = self._word_grams()
+        wvocab = self.word_.vocabulary_
+        word_col: dict[str, int] = {}
+        rows, cols, w_rows, w_cols = [], [], [], []
+        for i, doc in enumerate(docs):
+            for w in preprocess(doc).split():
+                j = word_col.get(w)
+                if j is None:
+                    j = word_col[w] = len(word_col)
+                rows.append(i)
+                cols.append(j)
+            tokens = doc.split()
+            for gram in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]:
+                f = wvocab.get(gram)
+                if f is not None:
+                    w_rows.append(i)
+                    w_cols.append(f)
+        n = len(docs)
+        doc_words = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(word_col)))
+        if len(cache) + len(word_col) > _WORD_CACHE:
+            cache.clear()
+        grams = []
+        for w in word_col:
+            g = cache.get(w)
+            grams.append(g if g is not None else self._analyse_word(w, cache))
+        lengths = np.fromiter((len(g) for g in grams), np.int64, len(grams))
+        word_grams = sp.csr_matrix(
+            (np.ones(int(lengths.sum()), np.float32), np.concatenate(grams) if grams else np.zeros(0, np.int64),
+             np.r_[0, np.cumsum(lengths)]), shape=(len(word_col), len(self.char_.vocabulary_)))
+        char = self._weigh(doc_words @ word_grams, self.char_)
+        word = self._weigh(sp.csr_matrix((np.ones(len(w_rows), np.float32), (w_rows, w_cols)), shape=(n, len(wvocab))),
+                           self.word_)
+        stacked = sp.hstack([char * self.char_weight, word * self.word_weight], format="csr")
+        return normalize(stacked).astype(np.float32)
+
+    @staticmethod
+    def _weigh(counts: sp.csr_matrix, vectorizer: TfidfVectorizer) -> sp.csr_matrix:
+        """What the fitted ``TfidfTransformer`` does to float32 counts, step for step (so the
+        numbers are sklearn's to the last bit): (sublinear) tf x idf, L2 rows."""
+        counts = counts.tocsr()
+        counts.sum_duplicates()
+        counts.sort_indices()
+        if vectorizer.sublinear_tf:
+            np.log(counts.data, counts.data)
+            counts.data += 1.0
+        counts.data *= vectorizer.idf_[counts.indices]
+        return normalize(counts, copy=False)
+
+    def _analyse_word(self, word: str, cache: dict[str, np.ndarray]) -> np.ndarray:
+        """Character n-gram columns of one word (repeated as often as they occur)."""
+        vocab = self.char_.vocabulary_
+        grams = self._char_analyzer()(word)
+        out = cache[word] = np.fromiter((vocab[g] for g in grams if g in vocab), np.int64)
+        return out
+
+    def _char_preprocess(self):
+        if "_pre" not in self.__dict__:
+            self._pre = self.char_.build_preprocessor()
+        return self._pre
+
+    def _char_analyzer(self):
+        if "_char_an" not in self.__dict__:
+            self._char_an = self.char_.build_analyzer()
+        return self._char_an
+
+    def _word_grams(self) -> dict[str, np.ndarray]:
+        if "_words" not in self.__dict__:
+            self._words: dict[str, np.ndarray] = {}
+        return self._words
+
     def _parts(self) -> list[tuple]:
         if not hasattr(self, "_cache"):
             n_char = len(self.char_.vocabulary_)
@@ -112,7 +192,8 @@ class TfidfEncoder:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.pop("_cache", None)  # rebuilt on first use; no need to pickle closures
+        for name in ("_cache", "_pre", "_char_an", "_words"):  # rebuilt on first use; closures do not pickle
+            state.pop(name, None)
         return state
 
 
