@@ -68,6 +68,18 @@ def test_code_many_keeps_order_and_length(small_coder: Coder):
     assert [r.status == "uncodable" for r in results] == [False, True, False, False, True, False, True, False]
 
 
+def test_repeated_raw_answers_are_read_once_but_kept_apart_exactly(small_coder: Coder):
+    """Identical rows share one reading; values equal in Python but different as text (1 and
+    1.0, True) and unhashable ones are still each coded as what they say."""
+    titles = ["nurse", 1, 1.0, True, "nurse", ["nurse"], "1", "nurse"]
+    industries = ["nhs", None, None, None, "nhs", None, None, "school"]
+    results = small_coder.code_many(titles, industries)
+    assert [r.text for r in results] == ["nurse", "1", "1.0", "True", "nurse", "['nurse']", "1", "nurse"]
+    assert [r.industry for r in results] == ["nhs", None, None, None, "nhs", None, None, "school"]
+    singles = [small_coder.code(t, i) for t, i in zip(titles, industries)]
+    assert [(r.status, r.reason, r.candidates) for r in results] == [(r.status, r.reason, r.candidates) for r in singles]
+
+
 def test_code_many_accepts_series_and_arrays(small_coder: Coder):
     s = pd.Series(["nurse", "bus driver"], index=[10, 20])
     industries = np.array(["hospital", None], dtype=object)

@@ -21,6 +21,19 @@ def test_flat_forest_equals_sklearn(fitted):
     assert ours == pytest.approx(theirs, abs=1e-6)
 
 
+def test_forest_is_derived_not_pickled(fitted):
+    """A model file never holds the flat forest: its layout can change without a rebuild."""
+    import pickle
+
+    ranker, X, _ = fitted
+    ranker.forest_  # built on first use
+    state = ranker.__getstate__()
+    assert "_forest" not in state and "forest_" not in state
+    again = pickle.loads(pickle.dumps(ranker))
+    assert again.forest_.predict_proba(X[:50].astype(np.float64)) == pytest.approx(
+        ranker.model_.predict_proba(X[:50])[:, 1], abs=1e-6)
+
+
 def test_scores_never_claim_more_than_one_per_query(fitted):
     ranker, X, _ = fitted
     q = np.repeat(np.arange(100), 30)

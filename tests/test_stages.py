@@ -130,6 +130,50 @@ def test_tfidf_encoder_matches_sklearn_transform():
     assert norms == pytest.approx([1, 1, 1], abs=1e-5)
 
 
+def _sklearn_stack(enc: TfidfEncoder, docs: list[str]) -> sp.csr_matrix:
+    from sklearn.preprocessing import normalize
+
+    return normalize(sp.hstack([enc.char_.transform(docs) * enc.char_weight,
+                                enc.word_.transform(docs) * enc.word_weight], format="csr")).astype(np.float32)
+
+
+def test_tfidf_batch_transform_is_sklearn_to_the_bit():
+    """Batches count each word's character n-grams once: the same matrix as sklearn's, bit
+    for bit (the model is trained on batch features), for repeated, unseen and odd words."""
+    enc = TfidfEncoder(char_ngrams=(3, 5), max_df=0.5).fit(TITLES)
+    docs = [*TITLES, "nurse nurse  nurse", "", "x", "Staff NURSE", "zzqx unseen", "book-shop  manager"] * 12
+    enc.transform(docs[:80])  # warm the word cache, then transform again through it
+    ours, theirs = enc.transform(docs), _sklearn_stack(enc, docs)
+    assert ours.dtype == theirs.dtype == np.float32
+    assert (ours.indptr == theirs.indptr).all() and (ours.indices == theirs.indices).all()
+    assert (ours.data == theirs.data).all()
+
+
+def test_tfidf_single_transform_agrees_with_sklearn():
+    enc = TfidfEncoder().fit(TITLES)
+    for doc in ["staff nurse", "nurse nurse", "", "Book Shop manager", "unseen"]:
+        ours, theirs = enc.transform([doc]), _sklearn_stack(enc, [doc])
+        assert ours.indices.tolist() == theirs.indices.tolist()
+        assert ours.data == pytest.approx(theirs.data, abs=1e-6)
+
+
+def test_small_sparse_products_equal_scipy():
+    from coder.stages.base import SMALL_ROWS, dense_product, rowwise_dot
+
+    rng = np.random.default_rng(3)
+    a = sp.random(4, 300, density=0.05, format="csr", dtype=np.float32, random_state=rng)
+    b = sp.random(300, 40, density=0.1, format="csr", dtype=np.float32, random_state=rng)
+    assert a.shape[0] <= SMALL_ROWS
+    assert (dense_product(a, b) == (a @ b).toarray()).all()  # to the bit: float32, SciPy's order
+    titles = sp.random(50, 300, density=0.05, format="csr", dtype=np.float32, random_state=rng)
+    ia, ib = rng.integers(0, 4, 200), rng.integers(0, 50, 200)
+    expected = np.asarray(a[ia].multiply(titles[ib]).sum(axis=1)).ravel()
+    assert rowwise_dot(a, ia, titles, ib) == pytest.approx(expected, rel=1e-6, abs=1e-7)
+    assert rowwise_dot(a, ia[:0], titles, ib[:0]).shape == (0,)
+    big = sp.random(SMALL_ROWS + 5, 300, density=0.05, format="csr", dtype=np.float32, random_state=rng)
+    assert dense_product(big, b) == pytest.approx((big @ b).toarray())
+
+
 def test_tfidf_retriever_finds_compounds_and_word_overlap():
     stage = TfidfRetriever(k=3, max_df=1.0).fit(TITLES)
     hits = stage.query(["book shop manager", "nursing", "software"])

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
 
 __all__ = ["Stage", "Queries", "Proposals", "Pairs", "TopK", "top_k_dense", "top_k_sparse",
-           "rank_desc", "group_max"]
+           "rank_desc", "group_max", "dense_product", "rowwise_dot"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,61 @@ def top_k_sparse(matrix, k: int) -> TopK:
     out.idx[ranked_rows[keep], ranked_rank[keep]] = indices[order][keep]
     out.score[ranked_rows[keep], ranked_rank[keep]] = data[order][keep]
     return out
+
+
+# Up to this many query rows, sparse products below are done by gathering in NumPy: SciPy's
+# per-call overhead (validation, format checks) costs more than the work for one title.
+SMALL_ROWS = 16
+
+
+def _segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Positions ``starts[i] .. starts[i] + lengths[i] - 1`` for every i, concatenated."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+
+
+def dense_product(a, b) -> np.ndarray:
+    """``(a @ b).toarray()`` for float32 CSR ``a`` with few rows and CSR ``b``, to the last bit:
+    every stored ``a[i, j]`` scales row j of ``b`` and the float32 products are added into
+    each (i, column) one after another in SciPy's order (``np.add.at`` is sequential), so a
+    title coded alone gets exactly the features it gets in a batch."""
+    n, m = a.shape[0], b.shape[1]
+    if n > SMALL_ROWS:
+        return np.asarray((a @ b).toarray(), np.float32)
+    lengths = np.diff(a.indptr).astype(np.int64)
+    row_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    js = a.indices[: a.indptr[-1]].astype(np.int64)
+    b_len = (b.indptr[js + 1] - b.indptr[js]).astype(np.int64)
+    pos = _segments(b.indptr[js].astype(np.int64), b_len)
+    products = np.repeat(a.data[: a.indptr[-1]], b_len) * b.data[pos]
+    out = np.zeros(n * m, np.result_type(a.dtype, b.dtype))
+    np.add.at(out, np.repeat(row_of, b_len) * m + b.indices[pos], products)
+    return out.reshape(n, m).astype(np.float32, copy=False)
+
+
+def rowwise_dot(a, ia: np.ndarray, b, ib: np.ndarray) -> np.ndarray:
+    """``a[ia[i]] . b[ib[i]]`` for every i (CSR ``a`` and ``b`` with sorted indices), without
+    forming a dense matrix of ``b``. Few rows of ``a``: computed in NumPy with SciPy's
+    arithmetic in SciPy's order, so the numbers are the same."""
+    if len(ia) == 0:
+        return np.zeros(0, np.float32)
+    rows = np.unique(ia)
+    if len(rows) > SMALL_ROWS:
+        return np.asarray(a[ia].multiply(b[ib]).sum(axis=1), dtype=np.float32).ravel()
+    # The few query rows of ``a`` densified; each b row's stored values look theirs up.
+    lengths = (a.indptr[rows + 1] - a.indptr[rows]).astype(np.int64)
+    pos = _segments(a.indptr[rows].astype(np.int64), lengths)
+    dense = np.zeros((len(rows), a.shape[1]), a.dtype)
+    dense[np.repeat(np.arange(len(rows)), lengths), a.indices[pos]] = a.data[pos]
+    local = np.searchsorted(rows, ia)
+    b_len = (b.indptr[ib + 1] - b.indptr[ib]).astype(np.int64)
+    pos = _segments(b.indptr[ib].astype(np.int64), b_len)
+    pair = np.repeat(np.arange(len(ib), dtype=np.int64), b_len)
+    products = dense[local[pair], b.indices[pos]] * b.data[pos]  # float32, as SciPy multiplies
+    # SciPy's row sum of float32 accumulates in float64, in index order: so does bincount.
+    return np.bincount(pair, weights=products, minlength=len(ib)).astype(np.float32)
 
 
 def rank_desc(group: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
-from .base import Pairs, Proposals, Queries, top_k_dense
+from .base import Pairs, Proposals, Queries, dense_product, top_k_dense
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
@@ -76,7 +76,7 @@ class ClassifierStage:
 
     def scores(self, X: sp.csr_matrix) -> np.ndarray:
         """Squashed margins for every code: a dense (queries x codes) array."""
-        margins = (X @ self.coef_).toarray() + self.intercept_
+        margins = dense_product(X, self.coef_) + self.intercept_
         return expit(2.0 * margins).astype(np.float32)
 
     def _scores(self, queries: Queries, name: str) -> np.ndarray:
@@ -107,7 +107,7 @@ class ClassifierStage:
             clf_desc = np.zeros(len(q), np.float32)
         mass = full @ self.group_onehot_
         top = full.max(axis=1) if len(full) else np.zeros(0, np.float32)
-        centroid = (queries.vectors("full") @ self.centroids_t_).toarray()
+        centroid = dense_product(queries.vectors("full"), self.centroids_t_)
         return {
             "clf": title[q, c], "clf_full": clf_full, "clf_desc": clf_desc,
             "clf_rank": np.minimum(rank, self.k + 1), "gap_clf": top[q] - clf_full, "q_clf_top": top[q],

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from .base import Pairs, Proposals, Queries, top_k_dense
+from .base import Pairs, Proposals, Queries, dense_product, top_k_dense
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
@@ -80,6 +80,7 @@ class LearnedStage:
         state["_index"] = None
         state["_vectors"] = None
         state["_groups"] = None
+        state["_vectors_t"] = None
         return state
 
     def _lookup(self):
@@ -102,6 +103,13 @@ class LearnedStage:
             self._index = (by_title, by_answer, titles, vectors, title_codes, contexts, context_vectors)
         return self._index
 
+    def _transposed(self, vectors: sp.csr_matrix) -> sp.csr_matrix:
+        """``vectors.T`` as CSR, kept while the lookup holds the same ``vectors``."""
+        cached = getattr(self, "_vectors_t", None)
+        if cached is None or cached[0] is not vectors:
+            self._vectors_t = cached = (vectors, vectors.T.tocsr())
+        return cached[1]
+
     def _code_groups(self, index: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(code of each (decided title, code) pair, its title column, start of each code's
         run), sorted by code, for the lookup ``index`` (the one the similarities came from)."""
@@ -122,7 +130,7 @@ class LearnedStage:
             if vectors is None or queries.n == 0:
                 queries.scratch[key] = None
             else:
-                sims = (queries.vectors("title") @ vectors.T).toarray()
+                sims = dense_product(queries.vectors("title"), self._transposed(vectors))
                 queries.scratch[key] = (sims, top_k_dense(sims, self.k, min_score=self.min_score))
         return queries.scratch[key]
 
@@ -189,13 +197,24 @@ class LearnedStage:
                     rows.append(qi), cols.append(code), share.append(k / total)
             for code in by_answer.get((title, industry, description), ()):
                 same_rows.append(qi), same_cols.append(code)
-        shape = (queries.n, n_codes)
-        out["l_title"] = _read(sp.csr_matrix((np.array(share, np.float32), (rows, cols)), shape=shape), pairs)
+        out["l_title"] = _read(rows, cols, share, n_codes, pairs)
         out["l_count"] = count[pairs.q]
-        out["l_same"] = _read(sp.csr_matrix((np.ones(len(same_rows), np.float32), (same_rows, same_cols)), shape=shape), pairs)
-        out["l_context"] = _read(sp.csr_matrix((np.array(ctx_vals, np.float32), (ctx_rows, ctx_cols)), shape=shape), pairs)
+        out["l_same"] = _read(same_rows, same_cols, [1.0] * len(same_rows), n_codes, pairs)
+        out["l_context"] = _read(ctx_rows, ctx_cols, ctx_vals, n_codes, pairs)
         return out
 
 
-def _read(matrix: sp.csr_matrix, pairs: Pairs) -> np.ndarray:
-    return np.asarray(matrix[pairs.q, pairs.code], np.float32).ravel() if len(pairs) else np.zeros(0, np.float32)
+def _read(rows: list[int], cols: list[int], values: list[float], n_codes: int, pairs: Pairs) -> np.ndarray:
+    """The value at each pair's (query, code) among the unique cells (rows, cols), else 0: a
+    sparse-matrix lookup without building the matrix (which cost more than the work)."""
+    out = np.zeros(len(pairs), np.float32)
+    if not rows or not len(pairs):
+        return out
+    keys = np.asarray(rows, np.int64) * n_codes + np.asarray(cols, np.int64)
+    order = np.argsort(keys)
+    keys, vals = keys[order], np.asarray(values, np.float32)[order]
+    wanted = np.asarray(pairs.q, np.int64) * n_codes + np.asarray(pairs.code, np.int64)
+    pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    hit = keys[pos] == wanted
+    out[hit] = vals[pos[hit]]
+    return out

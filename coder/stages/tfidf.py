@@ -14,7 +14,7 @@ from sklearn.preprocessing import normalize
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
 
-from .base import Pairs, Proposals, Queries, TopK, top_k_sparse
+from .base import Pairs, Proposals, Queries, TopK, rowwise_dot, top_k_sparse
 
 __all__ = ["TfidfEncoder", "TfidfRetriever", "TfidfStage", "rowwise_dot", "split_tokens"]
 
@@ -71,12 +71,8 @@ class TfidfEncoder:
         parts = self._parts()
         indptr, indices, values = [0], [], []
         for doc in docs:
-            for analyzer, vocab, idf, offset, weight, sublinear in parts:
-                counts: dict[int, int] = {}
-                for gram in analyzer(doc):
-                    j = vocab.get(gram)
-                    if j is not None:
-                        counts[j] = counts.get(j, 0) + 1
+            for counter, vocab, idf, offset, weight, sublinear in parts:
+                counts = counter(doc)
                 if not counts:
                     continue
                 keys = sorted(counts)
@@ -175,13 +171,38 @@ class TfidfEncoder:
             self._words: dict[str, np.ndarray] = {}
         return self._words
 
+    def _char_counts(self, doc: str) -> dict[int, int]:
+        """Character n-gram column -> count for one document, from its words' cached columns."""
+        cache = self._word_grams()
+        counts: dict[int, int] = {}
+        for w in self._char_preprocess()(doc).split():
+            grams = cache.get(w)
+            if grams is None:
+                if len(cache) >= _WORD_CACHE:
+                    cache.clear()
+                grams = self._analyse_word(w, cache)
+            for j in grams.tolist():
+                counts[j] = counts.get(j, 0) + 1
+        return counts
+
+    def _word_counts(self, doc: str) -> dict[int, int]:
+        """Word uni- and bigram column -> count for one document."""
+        vocab = self.word_.vocabulary_
+        tokens = doc.split()
+        counts: dict[int, int] = {}
+        for gram in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]:
+            j = vocab.get(gram)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        return counts
+
     def _parts(self) -> list[tuple]:
         if not hasattr(self, "_cache"):
             n_char = len(self.char_.vocabulary_)
             self._cache = [
-                (self.char_.build_analyzer(), self.char_.vocabulary_, self.char_.idf_.tolist(), 0,
+                (self._char_counts, self.char_.vocabulary_, self.char_.idf_.tolist(), 0,
                  self.char_weight, self.char_.sublinear_tf),
-                (self.word_.build_analyzer(), self.word_.vocabulary_, self.word_.idf_.tolist(), n_char,
+                (self._word_counts, self.word_.vocabulary_, self.word_.idf_.tolist(), n_char,
                  self.word_weight, self.word_.sublinear_tf),
             ]
         return self._cache
@@ -195,13 +216,6 @@ class TfidfEncoder:
         for name in ("_cache", "_pre", "_char_an", "_words"):  # rebuilt on first use; closures do not pickle
             state.pop(name, None)
         return state
-
-
-def rowwise_dot(a: sp.csr_matrix, ia: np.ndarray, b: sp.csr_matrix, ib: np.ndarray) -> np.ndarray:
-    """``a[ia[i]] . b[ib[i]]`` for every i, without forming a dense matrix."""
-    if len(ia) == 0:
-        return np.zeros(0, np.float32)
-    return np.asarray(a[ia].multiply(b[ib]).sum(axis=1), dtype=np.float32).ravel()
 
 
 class TfidfRetriever:
@@ -230,7 +244,8 @@ class TfidfRetriever:
     def query_vectors(self, q: sp.csr_matrix) -> TopK:
         out = TopK.empty(q.shape[0], self.k)
         for start in range(0, q.shape[0], self.chunk):
-            sims = (q[start : start + self.chunk] @ self.matrix_t_).tocsr()
+            block = q if q.shape[0] <= self.chunk else q[start : start + self.chunk]
+            sims = (block @ self.matrix_t_).tocsr()
             sims.data[sims.data < self.min_score] = 0
             sims.eliminate_zeros()
             top = top_k_sparse(sims, self.k)
