@@ -25,6 +25,10 @@ __all__ = ["CandidateGenerator", "Candidates", "FEATURES", "METHODS", "BASE_FEAT
 
 HIT_INDUSTRY = 0.8  # context-to-qualifier cosine that counts as "the same qualifier"
 CONTEXT_MATCH = 0.3  # ... that counts as the context choosing an entry
+# Features are rounded to this many decimals before the ranker sees them. Float sums differ in
+# the last bit between code paths (one title vs a batch, SciPy vs NumPy): unrounded, a
+# cosine of 1.0 vs 0.99999994 could fall either side of a learned split and change an answer.
+FEATURE_DECIMALS = 5
 
 # The generator's own columns, from title matches and entry qualifiers.
 BASE_FEATURES = (
@@ -323,6 +327,7 @@ class CandidateGenerator:
             columns.update(described)
         X = (np.column_stack([np.asarray(columns[f], np.float32) for f in self.features_])
              if len(kept) else np.zeros((0, len(self.features_)), np.float32))
+        np.round(X, FEATURE_DECIMALS, out=X)
         return Candidates(q=pq[kept], code=pcode[kept], entry=entry[kept], method=method[kept], X=X,
                           context_match=context_match[kept], vague=q_vague, hit=q_hit,
                           described=queries.has_description,

@@ -37,6 +37,22 @@ def _normalised(rows: np.ndarray) -> np.ndarray:
     return (rows / np.maximum(norms, 1e-9)).astype(np.float32)
 
 
+def _at(queries: np.ndarray, codes: np.ndarray, pairs: Pairs, *, block: int = 4096) -> np.ndarray:
+    """Cosine of query ``pairs.q``'s vector with code ``pairs.code``'s, for every pair."""
+    out = np.zeros(len(pairs), np.float32)
+    order = np.argsort(pairs.q, kind="stable")
+    q_sorted = pairs.q[order]
+    bounds = np.searchsorted(q_sorted, np.arange(0, len(queries) + block, block))
+    for b, start in enumerate(range(0, len(queries), block)):
+        lo, hi = bounds[b], bounds[b + 1]
+        if lo == hi:
+            continue
+        sims = queries[start:start + block] @ codes.T
+        rows = order[lo:hi]
+        out[rows] = sims[pairs.q[rows] - start, pairs.code[rows]]
+    return out
+
+
 class SemanticStage:
     """Nearest index titles by embedding cosine, and semantic similarity features.
 
@@ -122,12 +138,14 @@ class SemanticStage:
             return out
         t_sim = np.einsum("ij,ij->i", title[pairs.tq], self.titles_[pairs.tt]) if len(pairs.tq) else np.zeros(0, np.float32)
         out["sem_title"] = pairs.from_titles(np.maximum(t_sim, 0.0))
-        out["sem_code"] = np.einsum("ij,ij->i", title[pairs.q], self.codes_[pairs.code])
+        # Against codes: one (queries x codes) product each, read at the pairs; gathering a
+        # vector per pair would copy hundreds of floats per candidate.
+        out["sem_code"] = _at(title, self.codes_, pairs)
         if queries.has_description.any():
             desc = self._vectors(queries, "description")
             has = queries.has_description[pairs.q]
-            out["sem_desc"] = np.where(has, np.einsum("ij,ij->i", desc[pairs.q], self.codes_[pairs.code]), 0.0)
-            out["sem_desc_group"] = np.where(has, np.einsum("ij,ij->i", desc[pairs.q], self.groups_[pairs.code]), 0.0)
+            out["sem_desc"] = np.where(has, _at(desc, self.codes_, pairs), 0.0)
+            out["sem_desc_group"] = np.where(has, _at(desc, self.groups_, pairs), 0.0)
         if queries.has_industry.any() and len(pairs.e_pair):
             ind = self._vectors(queries, "industry")
             e_q = pairs.tq[pairs.e_tp]

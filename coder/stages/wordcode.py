@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import Pairs, Queries
+from .base import Pairs, Queries, _segments
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
@@ -86,15 +86,27 @@ class WordCodeStage:
                 out[i] = table[ids].mean(axis=0)
         return out
 
+    def _at(self, docs: Sequence[list[str]], vocab: dict, table: np.ndarray, q: np.ndarray,
+            c: np.ndarray) -> np.ndarray:
+        """``_lookup(docs, ...)[q, c]``, computed at the pairs only: no (docs x codes) array."""
+        ids = [sorted({j for j in (vocab.get(w) for w in words) if j is not None}) for words in docs]
+        lengths = np.fromiter((len(x) for x in ids), np.int64, len(ids))
+        flat = np.fromiter((j for x in ids for j in x), np.int64, int(lengths.sum()))
+        per_pair = lengths[q]
+        pos = _segments((np.cumsum(lengths) - lengths)[q], per_pair)
+        pair = np.repeat(np.arange(len(q), dtype=np.int64), per_pair)
+        sums = np.bincount(pair, weights=table[flat[pos], np.repeat(c, per_pair)], minlength=len(q))
+        return (sums / np.maximum(per_pair, 1)).astype(np.float32)
+
     def propose(self, queries: Queries) -> None:
         return None
 
     def features(self, queries: Queries, pairs: Pairs) -> dict[str, np.ndarray]:
         heads, mods = zip(*(_split(t) for t in queries.titles)) if queries.n else ((), ())
-        q, c = pairs.q, pairs.code
+        q, c = np.asarray(pairs.q, np.int64), np.asarray(pairs.code, np.int64)
         return {
-            "w_head": self._lookup([[h] for h in heads], self.head_vocab_, self.head_)[q, c],
-            "w_mod": self._lookup(list(mods), self.mod_vocab_, self.mod_)[q, c],
-            "w_ctx": self._lookup([x.split() for x in queries.industries], self.ctx_vocab_, self.ctx_)[q, c],
-            "w_desc": self._lookup([x.split() for x in queries.descriptions], self.word_vocab_, self.word_)[q, c],
+            "w_head": self._at([[h] for h in heads], self.head_vocab_, self.head_, q, c),
+            "w_mod": self._at(list(mods), self.mod_vocab_, self.mod_, q, c),
+            "w_ctx": self._at([x.split() for x in queries.industries], self.ctx_vocab_, self.ctx_, q, c),
+            "w_desc": self._at([x.split() for x in queries.descriptions], self.word_vocab_, self.word_, q, c),
         }
