@@ -2,13 +2,15 @@
 
 User mistakes (`CoderError`) become one line on stderr and exit code 2, never a traceback.
 Commands that live beside the code they drive (batch coding, the service, evaluation) are
-imported and added to the group explicitly at the bottom of this module.
+listed by name in `_LAZY_COMMANDS` and their module is imported only when one of them runs or
+help lists them, so `coder suggest` pays for none of them.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from importlib import import_module
 
 import click
 
@@ -19,14 +21,46 @@ from .schemes import SCHEMES
 
 __all__ = ["main", "cli"]
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Command name -> "module:attribute". Each module imports from `coder.cli_options`, never from
+# here, so importing one on demand cannot cycle back.
+_LAZY_COMMANDS = {
+    "code": "coder.batch.commands:code",
+    "codebook": "coder.batch.commands:codebook",
+    "crosswalk": "coder.crosswalk_commands:crosswalk",
+    "evaluate": "coder.evaluate_commands:evaluate",
+    "serve": "coder.service.commands:serve",
+}
+
+
+class _LazyGroup(click.Group):
+    """A group that imports a command's module when the command is first looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _LAZY_COMMANDS:
+            module, attribute = _LAZY_COMMANDS[cmd_name].split(":")
+            command = getattr(import_module(module), attribute)
+            self.add_command(command, cmd_name)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="coder")
 def cli() -> None:
     """Code free-text job titles to UK SOC2000 (and SOC90, SOC2010, SOC2020, ISCO-08)."""
 
 
 def _progress(quiet: bool) -> Callable[[str], None] | None:
-    return None if quiet else echo_err
+    """Build progress: nothing when quiet; a bar (`coder.progress.StepBar`) with lines above it
+    when stderr is a terminal; else plain lines (logs, pipes)."""
+    if quiet:
+        return None
+    from .progress import build_progress
+
+    return build_progress(echo_err, bar=sys.stderr.isatty())
 
 
 @cli.command()
@@ -85,7 +119,13 @@ def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool) -> None:
     for name in names:
         with build_lock(name, model_dir):
             started = time.perf_counter()
-            model = build_model(name, progress=_progress(quiet))
+            progress = _progress(quiet)
+            try:
+                model = build_model(name, progress=progress)
+            finally:
+                close = getattr(progress, "close", None)  # a bar: gone, whether the build ended or failed
+                if close is not None:
+                    close()
             path = save_model(model, model_dir, build_seconds=round(time.perf_counter() - started, 1))
         cal = model.info["calibration"]
         basis = cal[cal["threshold_chosen_on"]]
@@ -96,14 +136,10 @@ def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool) -> None:
         )
 
 
-from .batch.commands import code, codebook  # noqa: E402  (the group must exist first)
-from .crosswalk_commands import crosswalk  # noqa: E402
+# `learn` lives in the module `suggest` already needs (its --store option), so it costs nothing.
 from .decisions_commands import learn  # noqa: E402
-from .evaluate_commands import evaluate  # noqa: E402
-from .service.commands import serve  # noqa: E402
 
-for _command in (code, codebook, crosswalk, evaluate, learn, serve):
-    cli.add_command(_command)
+cli.add_command(learn)
 
 
 def main(argv: list[str] | None = None) -> None:
