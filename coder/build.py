@@ -23,6 +23,7 @@ import pandas as pd
 
 from .candidates import CandidateGenerator, feature_names
 from .index import IndexEntry, load_index
+from .progress import BuildPlan, begin, finish, step
 from .rank import Ranker, choose_threshold, ordered, share_out
 from .schemes import load_scheme
 from .stages import STAGES
@@ -78,8 +79,10 @@ def training_frame(
     weights = survey_weights(entries, scheme)
     frames, query_frames = [], []
     offset = 0
+    plan = BuildPlan(folds)
     for k in range(folds):
         t0 = time.perf_counter()
+        step(progress, f"fold {k + 1}/{folds}: making queries", plan.fold_queries, "queries")
         held = np.flatnonzero(fold_of == k)
         kept = [e for e, f in zip(entries, fold_of) if f != k]
         known = np.flatnonzero((fold_of >= 0) & (fold_of != k))
@@ -103,8 +106,11 @@ def training_frame(
         # The learned stage sees the other folds' answers: each answer is judged by the
         # decisions made on others, as a new answer will be.
         known_answers = decided(answers, np.flatnonzero(answer_fold != k)) if answers is not None else []
+        step(progress, f"fold {k + 1}/{folds}: fitting the stages", plan.fold_fit, "fit")
         gen = CandidateGenerator(scheme, stages=stages).fit(kept, seed=seed, decided=known_answers)
+        step(progress, f"fold {k + 1}/{folds}: candidates for {len(queries):,} queries", plan.fold_generate, "generate")
         cands = gen.generate(queries.titles, queries.industries, queries.descriptions)
+        step(progress, f"fold {k + 1}/{folds}: labelling", plan.fold_label, "label")
         frame = cands.frame()
         truth = np.array(queries.truth)
         kind = np.array(queries.kind)
@@ -121,8 +127,7 @@ def training_frame(
                                           "truth": truth, "weight": weight, "title": queries.titles,
                                           "industry": queries.industries, "description": queries.descriptions}))
         offset += len(queries)
-        if progress:
-            progress(f"fold {k + 1}/{folds}: {len(queries):,} queries in {time.perf_counter() - t0:.0f}s")
+        step(progress, line=f"fold {k + 1}/{folds}: {len(queries):,} queries in {time.perf_counter() - t0:.0f}s")
     return pd.concat(frames, ignore_index=True), pd.concat(query_frames, ignore_index=True)
 
 
@@ -181,6 +186,8 @@ def build_model(
         answers = _shipped_answers(scheme)
     excluded = set(exclude)
     entries = [e for e in entries if e.uid not in excluded]
+    plan = BuildPlan(folds)
+    begin(progress, plan, f"building {scheme}")
     frame, queries = training_frame(scheme, entries, answers=answers, folds=folds, seed=seed, mix=mix,
                                     stages=stages, progress=progress)
     features = feature_names(STAGES if stages is None else stages)
@@ -189,13 +196,12 @@ def build_model(
     fold, q, groups = frame["fold"].to_numpy(), frame["q"].to_numpy(), frame["group"].to_numpy()
     out_of_fold = np.zeros(len(frame), np.float32)
     for k in range(folds):
-        if progress:
-            progress(f"ranker {k + 1}/{folds + 1}")
+        step(progress, f"ranker {k + 1}/{folds + 1}", plan.fold_ranker, "ranker", plain=f"ranker {k + 1}/{folds + 1}")
         held = fold == k
         out_of_fold[held] = Ranker(random_state=seed).fit(X[~held], labels[~held], weights[~held]).raw_scores(X[held], q[held])
-    if progress:
-        progress(f"ranker {folds + 1}/{folds + 1}")
+    step(progress, f"ranker {folds + 1}/{folds + 1}", plan.ranker, "ranker", plain=f"ranker {folds + 1}/{folds + 1}")
     ranker = Ranker(random_state=seed).fit(X, labels, weights)
+    step(progress, "calibrating", plan.calibrate, "calibrate")
     cal = frame["kind"].isin(CALIBRATION_KINDS).to_numpy()
     if not cal.any():  # no unseen queries or answers (tiny test builds): calibrate on what there is
         cal[:] = True
@@ -207,9 +213,10 @@ def build_model(
     # only through coverage, so the threshold is chosen on the reached ones.
     threshold = choose_threshold(chosen["confidence"].to_numpy(), chosen["label"].to_numpy(), precision=precision)
     thresholds = _group_thresholds(top[top["kind"].isin(CALIBRATION_KINDS)], precision, threshold)
-    if progress:
-        progress("fitting the shipped stages on every entry")
+    step(progress, "fitting the shipped stages on every entry", plan.final_fit, "fit",
+         plain="fitting the shipped stages on every entry")
     generator = CandidateGenerator(scheme, stages=stages).fit(entries, seed=seed, decided=decided(answers))
+    finish(progress)
     info = {
         "scheme": scheme,
         "entries": len(entries),

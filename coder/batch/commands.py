@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from ..cli_options import UserError, echo_err, handle_errors, scheme_option
 from ..decisions_commands import open_store, store_option
 
-__all__ = ["COMMANDS", "code", "codebook"]
+if TYPE_CHECKING:
+    from .runner import RunSummary
+
+__all__ = ["COMMANDS", "code", "codebook", "summary_line"]
 
 _FORMATS = ".csv, .tsv, .txt, .xlsx, .parquet, .dta or .sav"
 
@@ -96,10 +100,20 @@ def code(input: str, output: str, column: str, industry_column: str | None, desc
         progress=not quiet and sys.stderr.isatty(), log=say,
         decisions=None if no_decisions else open_store(store_path, model_dir),
     )
+    say(summary_line(summary))
+
+
+def summary_line(summary: RunSummary) -> str:
+    """The line `coder code` ends with: rows and the rate over coding time only, then the
+    time loading (or building) the model took, then the statuses and the files written."""
     st = summary.statuses
-    say(
-        f"coded {summary.rows:,} rows ({summary.distinct_coded:,} distinct answers coded) in "
-        f"{summary.seconds:.1f}s, {summary.rows_per_second:,.0f} rows/s: {st.get('auto', 0):,} auto, "
+    coding = summary.seconds if summary.coding_seconds is None else summary.coding_seconds
+    resumed = f"{summary.resumed_from:,} of them before resuming; " if summary.resumed_from else ""
+    model = "building and loading the model" if summary.model_built else "loading the model"
+    return (
+        f"coded {summary.rows:,} rows ({resumed}{summary.distinct_coded:,} distinct answers coded) in "
+        f"{coding:.1f}s, {summary.rows_per_second:,.0f} rows/s, after {summary.load_seconds:.1f}s "
+        f"{model}: {st.get('auto', 0):,} auto, "
         f"{st.get('refer', 0):,} refer, {st.get('uncodable', 0):,} uncodable -> {summary.output}"
         + (f"; codebook {summary.codebook}" if summary.codebook else "")
         + (f"; {summary.refer_rows:,} rows to refer in {summary.refer}" if summary.refer else "")

@@ -70,6 +70,7 @@ import pandas as pd
 from .._atomic import atomic_write
 from ..errors import CoderError, InputError
 from ..derivation import parse_schemes
+from ..progress import CodingProgress, RowBar, build_progress
 from ..schemes import MISSING_CODE, load_scheme
 from .formats import (OutputLabels, Sink, check_output_names, estimate_text_rows, file_format, open_sink,
                       open_source)
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
 __all__ = ["code_file", "RunSummary", "state_path", "PARALLEL_MIN"]
 
 PARALLEL_MIN = 2_000  # new answers in one chunk worth starting worker processes for
+PROGRESS_BATCH = 1_000  # new answers coded between progress reports when coding in this process (~1 s)
 REFER_CANDIDATES = 5  # candidates shown in the referral file (more with a larger --top-k)
 DEFAULT_CANDIDATES = 5  # candidates shown with --candidates and no --top-k
 STATE_VERSION = 2
@@ -104,10 +106,19 @@ class RunSummary:
     workers: int = 1
     encoding: str | None = None  # how a text input was decoded (None for other formats)
     fallback_cells: int = 0  # cells that were not valid UTF-8 and were read as cp1252
+    # ``seconds`` (the whole run) split in two: checks and loading (or building) the model,
+    # then coding (reading, coding, writing and checking the output).
+    load_seconds: float = 0.0
+    coding_seconds: float | None = None
+    model_built: bool = False  # the model was missing or stale: built by this run (or by another it waited for)
 
     @property
     def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds else float("inf")
+        """Rows coded by this run (a resumed run's earlier rows excluded) per second of coding
+        time: loading or building the model does not count."""
+        seconds = self.seconds if self.coding_seconds is None else self.coding_seconds
+        rows = self.rows - self.resumed_from
+        return rows / seconds if seconds else float("inf")
 
 
 def state_path(output: str | os.PathLike) -> Path:
@@ -172,13 +183,15 @@ class LocalBackend:
         self._threads: Any = _one_thread()
         self.workers = 1  # processes that coded: this one, plus the pool once started
 
-    def __call__(self, keys: list[Key]) -> list[Coded]:
+    def __call__(self, keys: list[Key], report: Callable[[list[Key]], None] | None = None) -> list[Coded]:
+        """Code ``keys``, in order. ``report`` is called with each batch of keys once it is
+        coded (in any order), so a progress bar can move while a big batch is coded."""
         if self.jobs < 2 or len(keys) < self.parallel_min:
-            return coded_rows(self.coder, keys, self.k)
+            return self._here(keys, report)
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            return self._parallel(keys)
+            return self._parallel(keys, report)
         except BrokenProcessPool:
             self.close()
             if self._pool_worked:
@@ -187,22 +200,49 @@ class LocalBackend:
             # The pool never worked (e.g. a script read from stdin cannot be spawned): go on alone.
             self.say("could not start worker processes; coding in this process only")
             self.jobs, self.workers = 1, 1
-            return coded_rows(self.coder, keys, self.k)
+            return self._here(keys, report)
 
-    def _parallel(self, keys: list[Key]) -> list[Coded]:
+    def _here(self, keys: list[Key], report: Callable[[list[Key]], None] | None) -> list[Coded]:
+        """Code in this process: in one go, or in batches of `PROGRESS_BATCH` to report."""
+        if report is None:
+            return coded_rows(self.coder, keys, self.k)
+        out: list[Coded] = []
+        for start in range(0, len(keys), PROGRESS_BATCH):
+            batch = keys[start:start + PROGRESS_BATCH]
+            out.extend(coded_rows(self.coder, batch, self.k))
+            report(batch)
+        return out
+
+    def _parallel(self, keys: list[Key], report: Callable[[list[Key]], None] | None = None) -> list[Coded]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
         pool = self._start()
         batches = _batches(keys, self.jobs)
         futures = [pool.submit(_worker_code, batch, self.k) for batch in batches]
         done: list[list[Coded] | None] = [None] * len(batches)
+
+        def collect(i: int) -> None:  # a worker's batch is back
+            done[i] = futures[i].result()
+            self._pool_worked = True
+            if report is not None:
+                report(batches[i])
+
         for i in reversed(range(len(batches))):  # this process takes work from the back
             if futures[i].cancel():
                 done[i] = coded_rows(self.coder, batches[i], self.k)
+                if report is not None:
+                    report(batches[i])
+                    for j in range(len(batches)):  # and the workers' batches finished meanwhile
+                        if done[j] is None and futures[j].done():
+                            collect(j)
+        pending = {futures[i]: i for i in range(len(batches)) if done[i] is None}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=pending.__getitem__):
+                collect(pending.pop(future))
         out: list[Coded] = []
-        for i, future in enumerate(futures):
-            if done[i] is None:
-                done[i] = future.result()
-                self._pool_worked = True
-            out.extend(done[i])  # type: ignore[arg-type]
+        for rows in done:
+            out.extend(rows)  # type: ignore[arg-type]
         return out
 
     def _start(self) -> Any:
@@ -253,14 +293,22 @@ class DaskBackend:
             self.client = Client(self.cluster)
         self.workers = len(self.client.scheduler_info().get("workers", {})) or max(1, jobs)
 
-    def __call__(self, keys: list[Key]) -> list[Coded]:
+    def __call__(self, keys: list[Key], report: Callable[[list[Key]], None] | None = None) -> list[Coded]:
         from .cluster import code_keys_on_worker
 
         if not keys:
             return []
-        futures = self.client.map(code_keys_on_worker, _batches(keys, self.workers), k=self.k,
+        batches = _batches(keys, self.workers)
+        futures = self.client.map(code_keys_on_worker, batches, k=self.k,
                                   scheme=self.scheme, model_dir=self.model_dir,
                                   threshold=self.threshold, pure=False)
+        if report is not None:  # report each batch as it comes back; gather keeps the order
+            from distributed import as_completed
+
+            batch_of = {future.key: batch for future, batch in zip(futures, batches)}
+            for future in as_completed(futures):
+                if future.status == "finished":  # a failed batch raises in gather below
+                    report(batch_of[future.key])
         out: list[Coded] = []
         for rows in self.client.gather(futures):
             out.extend(rows)
@@ -318,6 +366,70 @@ def _variable_labels(scheme: str, missing_code: str) -> dict[str, str]:
     }
 
 
+class _Tracker:
+    """A run's progress, within chunks as well as across them, sent to ``report`` as a
+    `CodingProgress`.
+
+    Rows whose answer the run has already coded (its cache) count as done as soon as the
+    chunk's new answers are known; the rest of the chunk's rows in proportion to its new
+    answers coded so far, batch by batch. In proportion, not row by row: a file's frequent
+    answers come first, so counting their rows as they are coded would make the rate look
+    high and the time left short at the start of every chunk. Use `code_keys` as the
+    `ChunkCoder`'s coding function, and call `chunk` with each chunk's keys before they are
+    looked up.
+    """
+
+    def __init__(self, backend: Any, report: Callable[[CodingProgress], None], *, total: int | None,
+                 done_rows: int, started: float):
+        self.backend, self.report, self.total, self.started = backend, report, total, started
+        self.rows = self.resumed = done_rows
+        self.distinct = 0
+        self._inv: np.ndarray = np.zeros(0, np.int64)
+        self._keys: list[Key] = []
+        self._base = self._new_rows = self._new = self._coded_now = 0
+
+    def chunk(self, inv: np.ndarray, keys: list[Key], rows_before: int) -> None:
+        """A chunk's row -> key numbers and distinct keys, before they are looked up."""
+        self._inv, self._keys = inv, keys
+        self.rows = rows_before
+
+    def code_keys(self, keys: list[Key]) -> list[Coded]:
+        """Code the chunk's new answers with the backend, reporting each batch as it is done."""
+        # Rows per distinct key of the chunk (keys are distinct within a chunk), summed over the new ones.
+        weight = dict(zip(self._keys, np.bincount(self._inv, minlength=len(self._keys)).tolist()))
+        self._new_rows = min(len(self._inv), sum(weight.get(key, 0) for key in keys))
+        self._new, self._coded_now = len(keys), 0
+        self._base = self.rows + len(self._inv) - self._new_rows  # cached answers' rows: done already
+        self.rows = self._base
+        self.send()
+        return self.backend(keys, report=self._coded)
+
+    def _coded(self, batch: list[Key]) -> None:
+        self._coded_now += len(batch)
+        self.distinct += len(batch)
+        self.rows = self._base + self._new_rows * min(self._coded_now, self._new) // max(self._new, 1)
+        self.send()
+
+    def chunk_done(self, rows: int, distinct: int) -> None:
+        self.rows, self.distinct = rows, distinct
+        self.send()
+
+    def send(self) -> None:
+        self.report(CodingProgress(rows=self.rows, total=self.total, distinct=self.distinct,
+                                   seconds=time.perf_counter() - self.started, resumed_from=self.resumed))
+
+
+def _fan_out(reports: list[Callable[[CodingProgress], None]]) -> Callable[[CodingProgress], None]:
+    if len(reports) == 1:
+        return reports[0]
+
+    def report(progress: CodingProgress) -> None:
+        for each in reports:
+            each(progress)
+
+    return report
+
+
 # ------------------------------------------------------------------------------ the run
 
 
@@ -347,6 +459,7 @@ def code_file(
     coder: "Coder | None" = None,
     parallel_min: int = PARALLEL_MIN,
     decisions: Any = None,
+    on_progress: Callable[[CodingProgress], None] | None = None,
 ) -> RunSummary:
     """Code the job titles in column ``column`` of ``input`` into ``output``.
 
@@ -363,6 +476,12 @@ def code_file(
     answers decided before get their decided code, method ``learned`` (the Dask engine does
     not use it yet). See the module docstring for streaming, parallelism, ``resume`` and which
     files are safe to load.
+
+    ``progress`` shows a bar on stderr (`coder.progress.RowBar`: rows, distinct answers, rate,
+    time left; a bar for building the model too, if it must be built); ``on_progress`` is
+    called with a `coder.progress.CodingProgress` several times per chunk (after each batch of
+    about a thousand new answers) and after each chunk is written. Their clock, and the
+    summary's ``rows_per_second``, start once the model is loaded: ``load_seconds`` is apart.
 
     Raises
     ------
@@ -448,10 +567,16 @@ def code_file(
 
     # The model: load (building it if missing or stale) before any worker needs it.
     backend: Any
+    model_built = False
+    load_say = build_progress(say, bar=progress)  # a build shows a bar when the run shows one
+    if engine == "dask" or coder is None:
+        from ..store import stale_reason
+
+        model_built = stale_reason(scheme_name, model_dir) is not None  # so the load below builds it
     if engine == "dask":
         from ..store import ensure_built
 
-        ensure_built(scheme_name, model_dir, progress=say)  # here, so cluster workers never race to build
+        ensure_built(scheme_name, model_dir, progress=load_say)  # here, so cluster workers never race to build
         settings["model"] = _model_identity(scheme_name, model_dir)
         say(f"connecting to Dask ({scheduler or f'a local cluster of {jobs} workers'})")
         backend = DaskBackend(scheme_name, k_code, scheduler=scheduler, jobs=jobs, model_dir=model_dir,
@@ -460,7 +585,7 @@ def code_file(
         if coder is None:
             from ..engine import Coder
 
-            coder = Coder.load(scheme_name, model_dir=model_dir, threshold=threshold, progress=say,
+            coder = Coder.load(scheme_name, model_dir=model_dir, threshold=threshold, progress=load_say,
                                decisions=decisions)
             settings["model"] = _model_identity(scheme_name, model_dir)
         backend = LocalBackend(coder, k_code, jobs=jobs, model_dir=model_dir, threshold=threshold,
@@ -474,6 +599,7 @@ def code_file(
     labels = OutputLabels(scheme_name, dict(scheme_obj.units), str(missing_code), _variable_labels(scheme_name, str(missing_code)))
     out_labels = OutputLabels(**{**labels.__dict__, "source": source.labels if source.format == out_fmt else {}})
     sinks: dict[str, Sink] = {}
+    tracker: _Tracker | None = None
     chunker = ChunkCoder(backend, scheme=scheme_name, k=k_code, k_out=k_out, candidates=show,
                          missing_code=str(missing_code), refer=refer_path is not None, also=also)
     counts: Counter[str] = Counter(state["counts"] if state else {})
@@ -483,7 +609,8 @@ def code_file(
     done_chunks = state["chunks"] if state else 0
     done_rows = state["rows"] if state else 0
     rows_in = 0
-    bar = None
+    bar: RowBar | None = None
+    coding_started = time.perf_counter()
     try:
         sinks["output"] = open_sink(out_path, bom=source.bom, labels=out_labels,
                                     state=state["output"] if state else None)
@@ -491,28 +618,36 @@ def code_file(
             refer_labels = OutputLabels(**{**labels.__dict__, "source": source.labels if source.format == refer_fmt else {}})
             sinks["refer"] = open_sink(refer_path, bom=source.bom, labels=refer_labels,
                                        state=state["refer"] if state else None)
-        if progress:
-            from tqdm.auto import tqdm
-
-            total = source.total_rows
-            if total is None and source.format in ("csv", "tsv", "txt"):
-                total = estimate_text_rows(in_path)
-            bar = tqdm(total=total, unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
-                       desc=f"coding {in_path.name}", smoothing=0.05, mininterval=0.5)
         if state:
             say(f"resuming after {done_rows:,} rows ({done_chunks} chunks) already written")
+        reports: list[Callable[[CodingProgress], None]] = [on_progress] if on_progress is not None else []
+        total = source.total_rows
+        if reports or progress:
+            if total is None and source.format in ("csv", "tsv", "txt"):
+                total = estimate_text_rows(in_path)
+        if progress:
+            bar = RowBar(total, desc=f"coding {in_path.name}", initial=done_rows, file=sys.stderr)
+            reports.append(bar)
+        coding_started = time.perf_counter()  # the coding clock: the model is loaded by now
+        if reports:
+            tracker = _Tracker(backend, _fan_out(reports), total=total, done_rows=done_rows, started=coding_started)
+            chunker.code_keys = tracker.code_keys  # the chunk's new answers go through the tracker
         signature = _input_signature(in_path)  # saved with each checkpoint; --resume compares it
         for number, chunk in enumerate(source.chunks(chunk_size)):
             start_row = rows_in
             rows_in += len(chunk)
             if number < done_chunks:
-                if bar is not None:
-                    bar.update(len(chunk))
                 continue
             if number == done_chunks and state and rows_in - len(chunk) != done_rows:
                 raise InputError("cannot resume: the input does not split into the recorded chunks; "
                                  "run again without --resume")
-            coded, rows, inv = chunker.code(chunk[column], *(chunk[c] if c else None for c in context))
+            # As `ChunkCoder.code`, with the tracker told the chunk's keys before they are coded.
+            titles = chunk[column]
+            inv, keys = chunker.factorize(titles, *(chunk[c] if c else None for c in context))
+            if tracker is not None:
+                tracker.chunk(inv, keys, start_row)
+            rows = chunker.lookup(keys)
+            coded = chunker.frame(rows, inv, titles.index)
             out = pd.concat([chunk, coded], axis=1)
             pairs = pd.DataFrame({"code": coded[scheme_name].to_numpy(dtype=object),
                                   "status": coded["status"].to_numpy(dtype=object)})
@@ -531,10 +666,10 @@ def code_file(
                 "counts": dict(counts), "statuses": dict(statuses),
                 "by_status": [[c, st, n] for (c, st), n in sorted(by_status.items())],
             })
-            if bar is not None:
-                bar.update(len(chunk))
+            if tracker is not None:
+                tracker.chunk_done(rows_in, chunker.distinct_coded)
         if bar is not None:
-            bar.close()
+            bar.close(rows=rows_in)
             bar = None
         if done_chunks and rows_in < done_rows:
             raise InputError("cannot resume: the input is shorter than the rows already written; "
@@ -565,6 +700,7 @@ def code_file(
         raise
     finally:
         backend.close()
+    finished = time.perf_counter()
     if source.fallback_cells:
         row, name = source.fallback_first or (0, "")
         where = "the header" if row == 0 else f"row {row:,}"
@@ -573,9 +709,10 @@ def code_file(
             f"{name!r}); if the text looks wrong, run again with --encoding (e.g. iso-8859-2, mac-roman)")
     return RunSummary(
         rows=rows_in, distinct_coded=chunker.distinct_coded, statuses=dict(statuses), counts=dict(counts),
-        seconds=time.perf_counter() - started, output=out_path, codebook=codebook_path, refer=refer_path,
+        seconds=finished - started, output=out_path, codebook=codebook_path, refer=refer_path,
         refer_rows=refer_rows, resumed_from=done_rows, workers=getattr(backend, "workers", 1),
         encoding=source.encoding, fallback_cells=source.fallback_cells,
+        load_seconds=coding_started - started, coding_seconds=finished - coding_started, model_built=model_built,
     )
 
 
