@@ -37,19 +37,17 @@ def _normalised(rows: np.ndarray) -> np.ndarray:
     return (rows / np.maximum(norms, 1e-9)).astype(np.float32)
 
 
-def _at(queries: np.ndarray, codes: np.ndarray, pairs: Pairs, *, block: int = 4096) -> np.ndarray:
-    """Cosine of query ``pairs.q``'s vector with code ``pairs.code``'s, for every pair."""
+def _at(queries: np.ndarray, codes: np.ndarray, pairs: Pairs, *, chunk: int = 8192) -> np.ndarray:
+    """Cosine of query ``pairs.q``'s vector with code ``pairs.code``'s, for every pair.
+
+    One dot product per pair, in pieces (a gathered vector per pair is hundreds of floats):
+    never a (queries x codes) matrix product, whose rounding depends on how many queries
+    share the batch, so a title gets the same number alone and in a batch of thousands.
+    """
     out = np.zeros(len(pairs), np.float32)
-    order = np.argsort(pairs.q, kind="stable")
-    q_sorted = pairs.q[order]
-    bounds = np.searchsorted(q_sorted, np.arange(0, len(queries) + block, block))
-    for b, start in enumerate(range(0, len(queries), block)):
-        lo, hi = bounds[b], bounds[b + 1]
-        if lo == hi:
-            continue
-        sims = queries[start:start + block] @ codes.T
-        rows = order[lo:hi]
-        out[rows] = sims[pairs.q[rows] - start, pairs.code[rows]]
+    for lo in range(0, len(pairs), chunk):
+        q, c = pairs.q[lo:lo + chunk], pairs.code[lo:lo + chunk]
+        out[lo:lo + len(q)] = np.einsum("ij,ij->i", queries[q], codes[c])
     return out
 
 
@@ -138,8 +136,6 @@ class SemanticStage:
             return out
         t_sim = np.einsum("ij,ij->i", title[pairs.tq], self.titles_[pairs.tt]) if len(pairs.tq) else np.zeros(0, np.float32)
         out["sem_title"] = pairs.from_titles(np.maximum(t_sim, 0.0))
-        # Against codes: one (queries x codes) product each, read at the pairs; gathering a
-        # vector per pair would copy hundreds of floats per candidate.
         out["sem_code"] = _at(title, self.codes_, pairs)
         if queries.has_description.any():
             desc = self._vectors(queries, "description")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -60,37 +59,40 @@ class TfidfEncoder:
     def transform(self, docs: Sequence[str]) -> sp.csr_matrix:
         """L2-normalised rows of [char TF-IDF * char_weight, word TF-IDF * word_weight].
 
-        Equal (to float rounding) to stacking the two vectorisers' ``transform`` outputs, but
-        without their per-document Python work: a few titles go through one plain pass (sklearn's
-        per-call validation costs more than the work for one type-ahead title); batches count
-        each distinct word's character n-grams once (`_transform_batch`).
+        Equal, bit for bit, to stacking the two vectorisers' ``transform`` outputs, without their
+        per-document Python work: a few titles go through a plain NumPy pass (sklearn's per-call
+        validation costs more than the work for one type-ahead title); batches count each
+        distinct word's character n-grams once (`_transform_batch`).
         """
         docs = list(docs)
         if len(docs) > _SMALL_BATCH:
             return self._transform_batch(docs)
-        parts = self._parts()
-        indptr, indices, values = [0], [], []
-        for doc in docs:
-            for counter, vocab, idf, offset, weight, sublinear in parts:
-                counts = counter(doc)
-                if not counts:
-                    continue
-                keys = sorted(counts)
-                vals = [((math.log(counts[j]) + 1.0) if sublinear else counts[j]) * idf[j] for j in keys]
-                scale = weight / math.sqrt(sum(v * v for v in vals))
-                indices.extend(j + offset for j in keys)
-                values.extend(v * scale for v in vals)
-            indptr.append(len(indices))
-        data = np.asarray(values, np.float64)
-        ptr = np.asarray(indptr, np.int64)
-        if len(data):
-            lengths = np.diff(ptr)
-            rows = np.repeat(np.arange(len(lengths)), lengths)
-            data /= np.sqrt(np.bincount(rows, weights=data * data, minlength=len(lengths)))[rows]
-        return sp.csr_matrix(
-            (data.astype(np.float32), np.asarray(indices, np.int32), ptr.astype(np.int32)),
-            shape=(len(indptr) - 1, self.n_features_),
-        )
+        # The few-document path: counts in Python, then sklearn's float32 arithmetic step for
+        # step (`_l2_rows`), so a title gets the same vector alone as in a batch.
+        n_char = len(self.char_.vocabulary_)
+        parts = []
+        for counter, vectorizer, weight, offset in ((self._char_counts, self.char_, self.char_weight, 0),
+                                                    (self._word_counts, self.word_, self.word_weight, n_char)):
+            rows, cols, counts = [], [], []
+            for i, doc in enumerate(docs):
+                found = counter(doc)
+                for j in sorted(found):
+                    rows.append(i), cols.append(j), counts.append(found[j])
+            rows_a, cols_a = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+            data = np.asarray(counts, np.float32)
+            if vectorizer.sublinear_tf:
+                np.log(data, data)
+                data += 1.0
+            data *= vectorizer.idf_[cols_a]
+            parts.append((rows_a, cols_a + offset, _l2_rows(data, rows_a, len(docs)) * weight))
+        # Stack: each document's character columns, then its word columns (all in order).
+        rows = np.concatenate([p[0] for p in parts])
+        order = np.argsort(rows, kind="stable")
+        rows, cols = rows[order], np.concatenate([p[1] for p in parts])[order]
+        data = _l2_rows(np.concatenate([p[2] for p in parts])[order], rows, len(docs))
+        indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=len(docs)))]
+        return sp.csr_matrix((data, cols.astype(np.int32), indptr.astype(np.int32)),
+                             shape=(len(docs), self.n_features_))
 
     def _transform_batch(self, docs: list[str]) -> sp.csr_matrix:
         """`transform` for many documents at once.
@@ -196,17 +198,6 @@ class TfidfEncoder:
                 counts[j] = counts.get(j, 0) + 1
         return counts
 
-    def _parts(self) -> list[tuple]:
-        if not hasattr(self, "_cache"):
-            n_char = len(self.char_.vocabulary_)
-            self._cache = [
-                (self._char_counts, self.char_.vocabulary_, self.char_.idf_.tolist(), 0,
-                 self.char_weight, self.char_.sublinear_tf),
-                (self._word_counts, self.word_.vocabulary_, self.word_.idf_.tolist(), n_char,
-                 self.word_weight, self.word_.sublinear_tf),
-            ]
-        return self._cache
-
     @property
     def n_features_(self) -> int:
         return len(self.char_.vocabulary_) + len(self.word_.vocabulary_)
@@ -216,6 +207,16 @@ class TfidfEncoder:
         for name in ("_cache", "_pre", "_char_an", "_words"):  # rebuilt on first use; closures do not pickle
             state.pop(name, None)
         return state
+
+
+def _l2_rows(data: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """sklearn's in-place L2 row normalisation of float32 CSR data, to the bit: float32
+    squares summed in float64 in index order, each value divided in float64."""
+    data = np.asarray(data, np.float32)
+    if not len(data):
+        return data
+    norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=n))[rows]
+    return np.where(norms > 0, data / np.where(norms > 0, norms, 1.0), data).astype(np.float32)
 
 
 class TfidfRetriever:
