@@ -1,7 +1,8 @@
 """Latency of the HTTP service on loopback, with a naive baseline measured in the same run.
 
-    python -m benchmarks.service_bench            # full run: about 3-5 minutes once the model is built
+    python -m benchmarks.service_bench            # full run: about 8-10 minutes once the model is built
     python -m benchmarks.service_bench --quick    # fewer requests, for a smoke test
+    python -m benchmarks.service_bench --typeahead-only   # only the type-ahead runs (step 4)
 
 What it does
 ------------
@@ -21,12 +22,24 @@ What it does
      of the HTTP layer plus a cache hit (what a type-ahead user retyping gets).
 
 3. Times ``POST /code`` with 1,000 unseen titles in one request.
-4. In-process references on the same titles: the engine alone (``Coder.code``, no HTTP) and
+4. Type-ahead at load: 200 clients, 15 requests each, typing random index titles (the
+   natural-order titles of the codable index entries): a client types one title after
+   another and sends a request at each pause (from the third character, every 1-4
+   characters, and the whole title), as the type-ahead page does. Run against ``coder serve
+   --workers 1`` and ``--workers 2`` (``--typeahead-workers``; ``NxT``: N workers with T
+   engine threads each, ``--engine-threads``), each on a fresh server (cold
+   caches), both closed-loop (each client sends its next request as soon as it has an
+   answer: the worst case) and paced (a pause of 150-450 ms first: someone typing, with the
+   page's 150 ms debounce). Reports latency, req/s, errors, the CPU time each server process
+   used, how many requests each worker answered (``X-Coder-Worker``) and each process's
+   memory. Target (the speed issue): p99 <= 100 ms and 0 errors at 200 clients.
+5. In-process references on the same titles: the engine alone (``Coder.code``, no HTTP) and
    the naive baseline, ``rapidfuzz.process.extractOne`` (WRatio, default processor) over the
    natural-order titles of the codable index entries, timed per query; plus top-1 accuracy of
    both on the hand-checked survey answers (the same as the service's, which runs that engine).
 
-Targets (issue 5): p99 <= 10 ms at 10 clients, 0 errors at 50. Results go to
+Targets (issue 5): p99 <= 10 ms at 10 clients, 0 errors at 50; type-ahead at load: p99 <= 100 ms,
+0 errors with 200 clients. Results go to
 ``benchmarks/results/service.json`` and ``service.md``. The client runs on the same machine
 as the server and shares its cores; load averages before and after are recorded, because
 other work on the machine moves tail latencies.
@@ -52,7 +65,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks._common import PeakRSS, git_state, latency_summary, load_average
+from benchmarks._common import PeakRSS, git_commit, git_state, latency_summary, load_average
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -99,8 +112,11 @@ def summary(seconds: list[float], errors: int = 0, wall: float | None = None) ->
 class Server:
     """``python -m coder serve --port 0`` in a subprocess; stderr drained in a thread."""
 
-    def __init__(self, executor: str, startup_timeout: float) -> None:
+    def __init__(self, executor: str, startup_timeout: float, workers: int = 1, extra: tuple[str, ...] = ()) -> None:
         cmd = [sys.executable, "-m", "coder", "serve", "--port", "0", "--executor", executor]
+        if workers != 1:
+            cmd += ["--workers", str(workers)]
+        cmd += list(extra)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
@@ -118,11 +134,44 @@ class Server:
         self.peak_rss: dict | None = None
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU time the server process has used so far."""
+        """User + system CPU time the server's processes (with its workers) have used so far."""
         if self._ps is None:
             return None
-        times = self._ps.cpu_times()
-        return times.user + times.system
+        return sum(self.cpu_by_process().values())
+
+    def processes(self) -> dict[str, object]:
+        """The server's processes by role: ``main`` (the server, or with workers the parent
+        supervising them) and ``worker <pid>`` (uvicorn's multiprocessing helpers left out)."""
+        out: dict[str, object] = {"main": self._ps}
+        for child in self._ps.children(recursive=True):
+            try:
+                if "resource_tracker" not in " ".join(child.cmdline()):
+                    out[f"worker {child.pid}"] = child
+            except Exception:  # it has gone
+                continue
+        return out
+
+    def cpu_by_process(self) -> dict[str, float]:
+        out = {}
+        for role, proc in self.processes().items():
+            try:
+                times = proc.cpu_times()  # type: ignore[attr-defined]
+            except Exception:
+                continue
+            out[role] = times.user + times.system
+        return out
+
+    def memory_by_process(self) -> dict[str, dict[str, float]]:
+        """RSS, and USS and PSS (what the process alone holds, and its share of what it shares
+        with others) in MB, now."""
+        out = {}
+        for role, proc in self.processes().items():
+            try:
+                m = proc.memory_full_info()  # type: ignore[attr-defined]
+            except Exception:
+                continue
+            out[role] = {k: round(getattr(m, k) / 2**20, 1) for k in ("rss", "uss", "pss") if hasattr(m, k)}
+        return out
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
@@ -185,6 +234,7 @@ class Connection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.worker = ""  # the X-Coder-Worker of the last answer (coder serve --workers N)
 
     async def get(self, target: str) -> tuple[int, bytes]:
         if self.writer is None:
@@ -197,6 +247,8 @@ class Connection:
         if length is None:
             raise RuntimeError(f"no Content-Length in {head[:200]!r}")
         body = await self.reader.readexactly(int(length.group(1)))
+        worker = re.search(rb"(?i)\r\nx-coder-worker:\s*(\d+)", head)
+        self.worker = worker.group(1).decode() if worker else ""
         if re.search(rb"(?i)\r\nconnection:\s*close", head):
             await self.close()
         return status, body
@@ -240,6 +292,100 @@ async def drive(url: str, queries: list[tuple[str, str | None]], clients: int) -
     out = summary(latencies, len(errors), wall)
     if errors:
         out["first_errors"] = errors[:3]
+    return out
+
+
+# ------------------------------------------------------------------ type-ahead at load
+def index_titles() -> list[str]:
+    """The natural-order titles of the codable soc2000 index entries, once each."""
+    from coder.index import load_index
+
+    entries, _ = load_index()
+    return sorted({e.natural for e in entries if e.code("soc2000") and len(e.natural) >= 3})
+
+
+def typing_sessions(titles: list[str], clients: int, requests: int, rng: random.Random,
+                    first: int = 3) -> list[list[str]]:
+    """Per client, the ``requests`` prefixes it sends: it types random titles one after
+    another, sending a request at each pause: from the ``first`` character on, every 1-4
+    characters, and at the whole title."""
+    sessions = []
+    for _ in range(clients):
+        sent: list[str] = []
+        while len(sent) < requests:
+            title = rng.choice(titles)
+            n = min(first, len(title))
+            while len(sent) < requests:
+                sent.append(title[:n])
+                if n >= len(title):
+                    break
+                n = min(len(title), n + rng.randint(1, 4))
+        sessions.append(sent)
+    return sessions
+
+
+async def drive_sessions(url: str, sessions: list[list[str]], pause: tuple[float, float] | None,
+                         seed: int) -> dict:
+    """One client per session on its own keep-alive connection, all at once; each sends its
+    prefixes in turn (after a random pause in ``pause`` seconds, if given)."""
+    from collections import Counter
+    from urllib.parse import urlencode, urlsplit
+
+    parts = urlsplit(url)
+    connections = [Connection(parts.hostname or "127.0.0.1", parts.port or 80) for _ in sessions]
+    await asyncio.gather(*(c.get("/health") for c in connections))  # connect before timing
+    latencies: list[float] = []
+    errors: list[str] = []
+    by_worker: Counter[str] = Counter()
+    rng = random.Random(seed)
+    pauses = [[rng.uniform(*pause) if pause else 0.0 for _ in s] for s in sessions]
+
+    async def one_client(conn: Connection, prefixes: list[str], waits: list[float]) -> None:
+        for prefix, wait in zip(prefixes, waits):
+            if wait:
+                await asyncio.sleep(wait)
+            target = "/suggest?" + urlencode({"q": prefix, "k": 5})
+            t0 = time.perf_counter()
+            try:
+                status, body = await conn.get(target)
+                detail = "" if status == 200 else f"{status} {body[:100]!r}"
+                by_worker[conn.worker or "main"] += 1
+            except (OSError, asyncio.IncompleteReadError, RuntimeError, ValueError) as exc:
+                detail = repr(exc)
+                await conn.close()
+            latencies.append(time.perf_counter() - t0)
+            if detail:
+                errors.append(detail)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one_client(c, s, w) for c, s, w in zip(connections, sessions, pauses)))
+    wall = time.perf_counter() - t0
+    await asyncio.gather(*(c.close() for c in connections))
+    out = summary(latencies, len(errors), wall)
+    out["wall_s"] = round(wall, 2)
+    out["requests_by_worker"] = dict(sorted(by_worker.items()))
+    if errors:
+        out["first_errors"] = errors[:3]
+    return out
+
+
+def typeahead_run(sessions: list[list[str]], workers: int, engine_threads: int | None,
+                  pause: tuple[float, float] | None, seed: int, startup_timeout: float) -> dict:
+    """A fresh ``coder serve --workers N`` (cold caches) driven by ``sessions``."""
+    extra = ("--engine-threads", str(engine_threads)) if engine_threads else ()
+    server = Server("thread", startup_timeout, workers=workers, extra=extra)
+    try:
+        before, client = server.cpu_by_process(), time.process_time()
+        out = asyncio.run(drive_sessions(server.url, sessions, pause, seed))
+        after, client = server.cpu_by_process(), time.process_time() - client
+        out["memory_mb"] = server.memory_by_process()
+    finally:
+        server.stop()
+    cpu = {role: round(after[role] - before.get(role, 0.0), 2) for role in after}
+    out["server_cpu_s_by_process"] = cpu
+    if out["n"]:
+        out["server_cpu_ms_per_request"] = round(sum(cpu.values()) * 1000 / out["n"], 3)
+        out["client_cpu_ms_per_request"] = round(client * 1000 / out["n"], 3)  # the load generator's
     return out
 
 
@@ -394,7 +540,113 @@ def write_markdown(report: dict, path: Path) -> None:
         lines.append(f"- {line}")
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
+    if report.get("typeahead"):
+        lines += [""] + typeahead_markdown(report["typeahead"])
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def typeahead_markdown(t: dict) -> list[str]:
+    lo, hi = t["pause_ms"]
+    lines = [
+        "## Type-ahead at load",
+        "",
+        f"Run {t['started']} with `{t['command']}`, commit {t['commit']}; load average {t['load_before']} before, "
+        f"{t['load_after']} after. {t['clients']} clients at once, {t['requests']} requests each "
+        f"({t['clients'] * t['requests']:,} in all), one keep-alive connection each, typing random index titles "
+        f"(of {t['titles']:,}): a request at each pause, from the third character on every 1-4 characters and at "
+        f"the whole title, `k=5` as the page sends. {t['distinct']:,} of the requests are distinct "
+        f"({t['distinct'] / (t['clients'] * t['requests']):.0%}): the rest repeat a prefix sent before (short "
+        "prefixes of common words above all), cache hits in a worker that has seen it. Each row is a fresh server "
+        f"(cold caches). *closed*: each client sends its next request as soon as it has an answer; *paced*: after "
+        f"a pause of {lo}-{hi} ms (typing, with the page's 150 ms debounce). Engine threads: the numeric libraries' "
+        "(BLAS, OpenMP) threads per serving process (`coder serve --engine-threads`, default 1).",
+        "",
+        "| workers | engine threads | pacing | requests | p50 | p90 | p99 | max | req/s | errors | server CPU ms/req "
+        "| CPU s by process | requests by worker | client CPU ms/req |",
+        "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |",
+    ]
+    for name, runs in t["runs"].items():
+        for pacing, r in runs["pacing"].items():
+            cpu = ", ".join(f"{role} {sec:.1f}" for role, sec in r["server_cpu_s_by_process"].items())
+            served = ", ".join(str(n) for n in r["requests_by_worker"].values())
+            lines.append(f"| {runs['workers']} | {runs['engine_threads']} | {pacing} | {r['n']} | {r['p50']:.1f} | "
+                         f"{r['p90']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['requests_per_s']:.0f} | "
+                         f"{r['errors']} | {r.get('server_cpu_ms_per_request', float('nan')):.2f} | {cpu} | {served} | "
+                         f"{r.get('client_cpu_ms_per_request', float('nan')):.2f} |")
+    lines += ["", "Client CPU: the load generator's (one Python process on the same 2 cores). Memory of each "
+                  "server process at the end of its closed-loop run, MB (RSS; USS: its own alone; PSS: its own plus "
+                  "its share of what it shares with other processes, libraries above all):", ""]
+    for name, runs in t["runs"].items():
+        mem = next(iter(runs["pacing"].values())).get("memory_mb", {})
+        lines.append(f"- {name}: " + "; ".join(
+            f"{role} RSS {m.get('rss', 0):,.0f}, USS {m.get('uss', 0):,.0f}, PSS {m.get('pss', 0):,.0f}"
+            for role, m in mem.items()))
+    lines += ["", "Targets: p99 <= 100 ms and 0 errors with 200 clients.", ""]
+    lines += [f"- {line}" for line in typeahead_targets(t)]
+    if t.get("notes"):
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in t["notes"]]
+    return lines
+
+
+def typeahead_targets(t: dict) -> list[str]:
+    out = []
+    for name, runs in t["runs"].items():
+        for pacing, r in runs["pacing"].items():
+            ok = r["p99"] <= 100 and r["errors"] == 0
+            out.append(f"{name}, {pacing}: p99 {r['p99']:.0f} ms, {r['errors']} errors - "
+                       f"{'met' if ok else 'NOT met'} (target p99 <= 100 ms, 0 errors)")
+    return out
+
+
+def typeahead_notes(t: dict, cpus: int) -> list[str]:
+    """What the type-ahead figures say, computed from them."""
+    out = []
+    total = t["clients"] * t["requests"]
+    for name, runs in t["runs"].items():
+        closed = runs["pacing"].get("closed")
+        if not closed or not closed.get("server_cpu_ms_per_request"):
+            continue
+        cpu = closed["server_cpu_ms_per_request"]
+        # A process runs one engine call at a time: about one core per engine thread at most.
+        cores = min(cpus, runs["workers"] * runs["engine_threads"])
+        client = closed.get("client_cpu_ms_per_request") or 0.0
+        capacity = min(1000 * cores / cpu, 1000 * cpus / (cpu + client))
+        out.append(f"{name}: {cpu:.1f} ms of server CPU per request on average ({t['distinct'] / total:.0%} "
+                   f"distinct requests, closed-loop), so at most ~{capacity:.0f} requests/s on {cores} "
+                   f"core{'s' * (cores > 1)} of the {cpus} shared with the load generator ({client:.2f} ms "
+                   f"per request); {t['clients']} closed-loop clients then wait at least "
+                   f"~{t['clients'] / capacity * 1000:.0f} ms each on average (Little's law), however the work "
+                   "is scheduled.")
+    return out
+
+
+def typeahead(args: argparse.Namespace, command: str, cpus: int) -> dict:
+    """Step 4: the type-ahead runs, one fresh server each."""
+    rng = random.Random(args.seed)
+    titles = index_titles()
+    sessions = typing_sessions(titles, args.typeahead_clients, args.typeahead_requests, rng)
+    from coder.normalise import normalise
+
+    distinct = len({normalise(p) for s in sessions for p in s})
+    pause = (0.15, 0.45)
+    out: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command,
+                 "commit": git_commit(ROOT), "load_before": load_average(), "clients": args.typeahead_clients,
+                 "requests": args.typeahead_requests, "titles": len(titles), "distinct": distinct,
+                 "pause_ms": [int(pause[0] * 1000), int(pause[1] * 1000)], "runs": {}}
+    for spec in [x.strip() for x in args.typeahead_workers.split(",") if x.strip()]:
+        workers, _, threads = spec.partition("x")
+        n, t = int(workers), int(threads) if threads else None
+        name = f"{n} worker{'s' if n > 1 else ''}" + (f", {t} engine thread{'s' if t > 1 else ''}" if t else "")
+        runs = {"workers": n, "engine_threads": t or 1, "pacing": {}}
+        for pacing in [x.strip() for x in args.typeahead_pacing.split(",") if x.strip()]:
+            print(f"type-ahead: {name}, {pacing}...", file=sys.stderr)
+            runs["pacing"][pacing] = typeahead_run(sessions, n, t, pause if pacing == "paced" else None,
+                                                   args.seed, args.startup_timeout)
+            print(f"  {runs['pacing'][pacing]}", file=sys.stderr)
+        out["runs"][name] = runs
+    out["load_after"] = load_average()
+    out["notes"] = typeahead_notes(out, cpus)
+    return out
 
 
 def targets(report: dict) -> list[str]:
@@ -420,11 +672,13 @@ def notes(report: dict) -> list[str]:
                    "steadier figure.")
     for executor, runs in report["service"].items():
         cpu = runs["uncached"]["1"].get("server_cpu_ms_per_request")
-        if cpu:
-            out.append(f"{executor}: an uncached suggestion costs the server {cpu:.1f} ms of CPU, almost all of it "
-                       f"in the engine (in-process p50 {report['in_process']['engine']['uncached']['p50']:.1f} ms), "
-                       f"so one serialised engine serves at most ~{1000 / cpu:.0f} uncached requests/s; with N "
-                       "closed-loop clients each request queues behind the others, hence latency ~ N x engine time.")
+        loaded = runs["uncached"]["50"].get("server_cpu_ms_per_request")
+        if cpu and loaded:
+            out.append(f"{executor}: an uncached suggestion coded alone costs the server {cpu:.1f} ms of CPU, almost "
+                       f"all of it in the engine (in-process p50 {report['in_process']['engine']['uncached']['p50']:.1f} "
+                       f"ms); with 50 clients, suggestions waiting for the engine are coded together and cost "
+                       f"{loaded:.1f} ms each, so one process (one engine thread) serves up to ~{1000 / loaded:.0f} "
+                       "uncached requests/s; more takes more processes (`--workers`, see \"Type-ahead at load\").")
     return out
 
 
@@ -438,7 +692,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the report's notes (e.g. which tree was measured); repeatable")
     parser.add_argument("--startup-timeout", type=float, default=1800, help="seconds to wait for a server")
+    parser.add_argument("--typeahead-workers", default="1,2",
+                        help="type-ahead runs, comma-separated: N workers, or NxT for N workers with T engine "
+                             "threads each (coder serve --engine-threads; default 1)")
+    parser.add_argument("--typeahead-clients", type=int, default=200)
+    parser.add_argument("--typeahead-requests", type=int, default=15, help="requests per client")
+    parser.add_argument("--typeahead-pacing", default="closed,paced", help="comma-separated: closed, paced")
+    parser.add_argument("--typeahead-only", action="store_true",
+                        help="only the type-ahead runs, replacing that section of an existing report at --out "
+                             "(its other rows are kept as they were)")
     args = parser.parse_args(argv)
+    command = " ".join(["python -m benchmarks.service_bench", *(argv if argv is not None else sys.argv[1:])])
+    if args.typeahead_only:
+        path = args.out.with_suffix(".json")
+        report = json.loads(path.read_text(encoding="utf-8"))
+        report["typeahead"] = typeahead(args, command, report["environment"]["cpus"] or 1)
+        report["targets"] = targets(report)
+        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_markdown(report, args.out.with_suffix(".md"))
+        print("\n".join(typeahead_markdown(report["typeahead"])))
+        return 0
 
     from coder import Coder
     from coder._paths import model_dir
@@ -503,9 +776,10 @@ def main(argv: list[str] | None = None) -> int:
         "queries": len(reference_queries),
     }
     first = next(iter(service.values()))
+    typeahead_report = typeahead(args, command, os.cpu_count() or 1)
     report = {
         "started": started,
-        "command": " ".join(["python -m benchmarks.service_bench", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command,
         "environment": environment(),
         "load_before": load_before,
         "server_stack": server_stack(),
@@ -518,6 +792,7 @@ def main(argv: list[str] | None = None) -> int:
         "service": service,
         "in_process": in_process,
         "accuracy": accuracy(coder.model, baseline, rows),
+        "typeahead": typeahead_report,
     }
     naive_p50 = in_process["naive_extractone"]["p50"]
     report["ratios"] = {

@@ -17,6 +17,17 @@ engine works, which matters once a batch or a slow query is in progress. Batches
 a large batch. Models load and build in background threads (see `registry`), never on the
 event loop.
 
+Suggestions that arrive while the engine is busy wait together and are then coded in one
+`Coder.code_many` call (`_Suggestions`, at most `SUGGEST_BATCH` at a time): per title, a batch
+of 32 costs about a fifth of the CPU of one-by-one calls, so under load (many type-ahead
+users) the engine keeps up instead of falling behind; an idle engine codes a suggestion at
+once, alone, so nothing waits for a batch to fill. Each answer in a batch is coded on its
+own (a batch only shares the work), but, as between ``POST /code`` and ``GET /suggest``, a
+feature computed for many titles at once can differ from one computed alone in its last
+float32 bits, which now and then moves a confidence a little. To use more than one core, run
+several processes (``coder serve --workers N``, see `coder.service.commands`): each has its
+own engine, engine thread and result cache.
+
 Errors
 ------
 Every error is JSON ``{"error": kind, "detail": sentence[, "errors": [...]]}``, never a bare
@@ -40,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import hashlib
 import logging
 import re
@@ -101,6 +113,12 @@ T = TypeVar("T")
 # keeping a hostile body from filling memory.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 BATCH_CHUNK = 200  # titles per engine call in POST /code (~0.1-0.3 s on the full model)
+SUGGEST_BATCH = 32  # waiting suggestions coded in one engine call (~0.03-0.06 s on the full model)
+# Coded once at start-up with ``warm_up``: the engine's first call prepares what it derives on
+# first use (~1 s on the full model), which would otherwise fall on the first users.
+WARM_UP_TITLES = ("nurse", "software engineer", "bus driver", "care assistant", "accounts clerk",
+                  "shop manager", "teacher", "chef", "warehouse operative", "cleaner", "hairdresser",
+                  "electrician", "sales assistant", "lorry driver", "civil servant", "nursery nurse", "sof")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text} for status, text in {
@@ -232,6 +250,53 @@ class _Engine:
             self._pool = None
 
 
+class _Suggestions:
+    """`GET /suggest` codings: those waiting for the engine are coded together (see the module
+    docstring). Only touched from the event loop."""
+
+    def __init__(self, engine: _Engine, limit: int = SUGGEST_BATCH) -> None:
+        self.engine, self.limit = engine, limit
+        self._waiting: dict[tuple[int, int], tuple[Coder, list[tuple]]] = {}  # by (coder, k)
+        self._task: asyncio.Task | None = None
+
+    async def code(self, coder: Coder, title: str, industry: str | None, description: str | None,
+                   k: int) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault((id(coder), k), (coder, []))[1].append((title, industry, description, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            key = next(iter(self._waiting))
+            coder, items = self._waiting.pop(key)
+            batch = [item for item in items[: self.limit] if not item[3].done()]  # done: cancelled
+            if len(items) > self.limit:  # the rest go after the other kinds' (round robin)
+                self._waiting[key] = (coder, items[self.limit:])
+            if not batch:
+                continue
+            try:
+                results = await self.engine.run(coder.code_many, [b[0] for b in batch], [b[1] for b in batch],
+                                                [b[2] for b in batch], k=key[1])
+            except Exception:  # one answer the engine fails on must not fail the others
+                for title, industry, description, future in batch:
+                    try:
+                        result = await self.engine.run(coder.code, title, industry, description, k=key[1])
+                    except Exception as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(result)
+                continue
+            for (_, _, _, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(result)
+            if self.engine.mode == "inline":
+                await asyncio.sleep(0)  # let the event loop take in new requests
+
+
 def create_app(
     coder_or_model_dir: Coder | Sequence[Coder] | str | PathLike | None = None,
     *,
@@ -243,6 +308,8 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     decisions: DecisionStore | str | PathLike | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    preload: Sequence[str] = (),
+    warm_up: bool = False,
 ) -> FastAPI:
     """Build the FastAPI application.
 
@@ -271,6 +338,16 @@ def create_app(
         one; without a store the decision and queue endpoints answer 503.
     max_upload_bytes : int
         Largest file accepted by ``POST /queues``.
+    preload : sequence of str
+        More schemes to load at start-up beside the default one (built first if missing or
+        stale, unless ``build`` is False: then a missing one fails the start-up).
+    warm_up : bool
+        Before serving, code a few titles with each coder loaded at start-up, alone and
+        together (`WARM_UP_TITLES`), and read the index entries behind follow-up prompts, so
+        the first users do not wait for what the engine prepares on its first calls; then
+        move everything loaded out of the garbage collector's sight (`gc.freeze`: the whole
+        process's objects, so for a process that serves and nothing else). ``coder serve``
+        does.
 
     Examples
     --------
@@ -303,17 +380,31 @@ def create_app(
     for coder in given:
         registry.add(coder)
     engine = _Engine(executor)
+    suggestions = _Suggestions(engine)
     majors: dict[str, dict[str, dict | None]] = {}  # per scheme: code -> major group JSON
     started = time.time()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await registry.preload([registry.default], build=build)
+        await registry.preload(list(dict.fromkeys([registry.default, *preload])), build=build)
+        if warm_up:
+            for name in registry.loaded:
+                coder = await registry.get(name)
+                await engine.run(coder.code, WARM_UP_TITLES[0])
+                await engine.run(coder.code_many, list(WARM_UP_TITLES))
         # The index entries behind follow-up prompts and code search (~0.5 s), read now
-        # rather than on the first referred answer.
+        # rather than on the first referred answer; with warm_up, before serving (read
+        # beside the first requests, they slowed them down several times over).
         from ..decisions import _index_entries
 
-        asyncio.get_running_loop().run_in_executor(None, _index_entries)
+        reading = asyncio.get_running_loop().run_in_executor(None, _index_entries)
+        if warm_up:
+            await reading
+            # The models are ~140,000 Python objects that live as long as the process: out of
+            # the garbage collector's sight, a full collection no longer walks them (~0.1 s,
+            # a pause for every request waiting, each time allocations trigger one).
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -435,7 +526,7 @@ def create_app(
         if not has_text(q):
             raise ApiError(422, "invalid_request", "q: must contain some text, not only spaces")
         coder = await registry.get(scheme)
-        result = await engine.run(coder.code, q, _given(industry), _given(description), k=k)
+        result = await suggestions.code(coder, q, _given(industry), _given(description), k)
         return JSONResponse(_coding(result, coder, also=also))
 
     @app.post("/code", response_model=CodeResponse, tags=["coding"], summary="Code many titles",

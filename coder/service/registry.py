@@ -34,7 +34,7 @@ from ..engine import Coder
 from ..store import stale_reason
 from ..schemes import SCHEMES, load_scheme
 
-__all__ = ["Registry", "ModelUnavailable"]
+__all__ = ["Registry", "ModelUnavailable", "check_model"]
 
 log = logging.getLogger("coder.service")
 T = TypeVar("T")
@@ -58,6 +58,23 @@ class _Slot:
     detail: str = ""
     future: asyncio.Future | None = None
     since: float = 0.0
+
+
+def check_model(scheme: str, model_dir: str | Path | None = None, *, build: bool = True,
+                progress: Callable[[str], None] | None = None) -> None:
+    """Build the model for ``scheme`` if it is missing or stale; with ``build`` False, raise
+    `ModelError` instead (the message `Coder.load` gives). Loads nothing: ``coder serve
+    --workers N`` calls this once in its parent process, so that the workers, which load
+    with ``build=False``, find the model there and never build it N times."""
+    from ..errors import ModelError
+    from ..store import ensure_built, model_files
+
+    scheme = load_scheme(scheme).name
+    if build:
+        ensure_built(scheme, model_dir, progress=progress)
+    elif (reason := stale_reason(scheme, model_dir)) is not None:
+        where = model_files(scheme, model_dir)[0].parent.parent
+        raise ModelError(f"{scheme} model in {where}: {reason}; run `coder build --scheme {scheme}`")
 
 
 def in_daemon_thread(fn: Callable[[], T], name: str) -> asyncio.Future:
