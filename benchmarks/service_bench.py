@@ -259,6 +259,23 @@ class Connection:
             self.reader = self.writer = None
 
 
+async def timed_get(conn: Connection, target: str, latencies: list[float], errors: list[str]) -> bool:
+    """GET ``target``, recording its latency and any error; False when no response came back."""
+    t0 = time.perf_counter()
+    answered = False
+    try:
+        status, body = await conn.get(target)
+        answered = True
+        detail = "" if status == 200 else f"{status} {body[:100]!r}"
+    except (OSError, asyncio.IncompleteReadError, RuntimeError, ValueError) as exc:
+        detail = repr(exc)
+        await conn.close()
+    latencies.append(time.perf_counter() - t0)
+    if detail:
+        errors.append(detail)
+    return answered
+
+
 async def drive(url: str, queries: list[tuple[str, str | None]], clients: int) -> dict:
     """``clients`` closed-loop clients, one keep-alive connection each, share ``queries``."""
     from urllib.parse import urlencode, urlsplit
@@ -274,16 +291,7 @@ async def drive(url: str, queries: list[tuple[str, str | None]], clients: int) -
         for title, industry in work:
             params = {"q": title} if industry is None else {"q": title, "industry": industry}
             target = "/suggest?" + urlencode(params)
-            t0 = time.perf_counter()
-            try:
-                status, body = await conn.get(target)
-                detail = "" if status == 200 else f"{status} {body[:100]!r}"
-            except (OSError, asyncio.IncompleteReadError, RuntimeError, ValueError) as exc:
-                detail = repr(exc)
-                await conn.close()
-            latencies.append(time.perf_counter() - t0)
-            if detail:
-                errors.append(detail)
+            await timed_get(conn, target, latencies, errors)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one_client(c) for c in connections))
@@ -345,17 +353,8 @@ async def drive_sessions(url: str, sessions: list[list[str]], pause: tuple[float
             if wait:
                 await asyncio.sleep(wait)
             target = "/suggest?" + urlencode({"q": prefix, "k": 5})
-            t0 = time.perf_counter()
-            try:
-                status, body = await conn.get(target)
-                detail = "" if status == 200 else f"{status} {body[:100]!r}"
+            if await timed_get(conn, target, latencies, errors):
                 by_worker[conn.worker or "main"] += 1
-            except (OSError, asyncio.IncompleteReadError, RuntimeError, ValueError) as exc:
-                detail = repr(exc)
-                await conn.close()
-            latencies.append(time.perf_counter() - t0)
-            if detail:
-                errors.append(detail)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one_client(c, s, w) for c, s, w in zip(connections, sessions, pauses)))
