@@ -197,3 +197,17 @@ def test_survey_answers_accuracy(coder: Coder):
     vague = df["note"].str.startswith("vague").to_numpy()
     assert all(r.status != "auto" for r in np.array(results)[vague])
     assert not math.isnan(top1)
+
+
+def test_an_answer_gets_the_same_result_alone_and_in_a_batch(coder: Coder):
+    """The page codes one title at a time, batch files thousands: the same answer must come
+    back the same (code, confidences, status) either way, on the real model."""
+    df = pd.read_csv("data/survey_answers_learn.csv", dtype=str, keep_default_na=False).head(150)
+    args = (df["job_title"].tolist(), df["industry"].tolist(), df["job_description"].tolist())
+    fresh = Coder(coder.model)
+    batch = fresh.code_many(*args)
+    alone = []
+    for t, i, d in zip(*args):
+        single = Coder(coder.model)  # no shared result cache
+        alone.append(single.code(t, i, d))
+    assert [(r.status, r.candidates) for r in batch] == [(r.status, r.candidates) for r in alone]
