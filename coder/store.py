@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 4
 # Bump when a change to the stages, features, training queries or ranking changes what a
 # build produces without changing a feature name or a data file.
-FEATURE_VERSION = 4  # 4: features rounded (FEATURE_DECIMALS); code-level cosines by one product
+FEATURE_VERSION = 5  # 4: features rounded (FEATURE_DECIMALS); 5: semantic code cosines one dot per pair
 _PICKLED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 _LIBRARIES = (*_PICKLED_LIBRARIES, "rapidfuzz", "pandas")
 
