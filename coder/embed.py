@@ -126,8 +126,6 @@ class StaticEmbedder:
         self.vectors = np.asarray(vectors)
         self.weights = np.asarray(weights, dtype=np.float32)
         self.metadata = dict(metadata or {})
-        # Weighted once here, in float32, so embed() is a gather and a sum.
-        self._weighted = self.vectors.astype(np.float32) * self.weights[:, None]
         self.dim = int(self.vectors.shape[1])
         # Per-instance cache (an lru_cache on the method would keep every instance alive).
         self.word_ids = lru_cache(maxsize=cache_size)(self._word_ids)
@@ -220,5 +218,8 @@ class StaticEmbedder:
             step = max(1, _GATHER_ROWS // int(count))  # bound the temporary for long texts
             for lo in range(0, len(members), step):
                 part = members[lo:lo + step]
-                block = self._weighted[ids[starts[part][:, None] + np.arange(count)]]
+                # Weighted per gathered token (the same float32 products as weighting the
+                # whole table up front, without a 35 MB float32 copy of it in every process).
+                rows = ids[starts[part][:, None] + np.arange(count)]
+                block = self.vectors[rows].astype(np.float32) * self.weights[rows][..., None]
                 out[part] = block.sum(axis=1)
