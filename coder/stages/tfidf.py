@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -71,19 +73,15 @@ class TfidfEncoder:
         # step (`_l2_rows`), so a title gets the same vector alone as in a batch.
         n_char = len(self.char_.vocabulary_)
         parts = []
-        for counter, vectorizer, weight, offset in ((self._char_counts, self.char_, self.char_weight, 0),
-                                                    (self._word_counts, self.word_, self.word_weight, n_char)):
+        for counter, vectorizer, weight, offset in ((self._char_columns, self.char_, self.char_weight, 0),
+                                                    (self._word_columns, self.word_, self.word_weight, n_char)):
             rows, cols, counts = [], [], []
             for i, doc in enumerate(docs):
-                found = counter(doc)
+                found = Counter(counter(doc))
                 for j in sorted(found):
                     rows.append(i), cols.append(j), counts.append(found[j])
             rows_a, cols_a = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
-            data = np.asarray(counts, np.float32)
-            if vectorizer.sublinear_tf:
-                np.log(data, data)
-                data += 1.0
-            data *= vectorizer.idf_[cols_a]
+            data = _tf_idf(np.asarray(counts, np.float32), cols_a, vectorizer)
             parts.append((rows_a, cols_a + offset, _l2_rows(data, rows_a, len(docs)) * weight))
         # Stack: each document's character columns, then its word columns (all in order).
         rows = np.concatenate([p[0] for p in parts])
@@ -102,39 +100,25 @@ class TfidfEncoder:
         n-grams), with each distinct word analysed once and remembered. Word uni- and bigrams
         are one dictionary lookup each.
         """
-        preprocess = self._char_preprocess()
-        cache = self._word_grams()
-        wvocab = self.word_.vocabulary_
         word_col: dict[str, int] = {}
         rows, cols, w_rows, w_cols = [], [], [], []
         for i, doc in enumerate(docs):
-            for w in preprocess(doc).split():
-                j = word_col.get(w)
-                if j is None:
-                    j = word_col[w] = len(word_col)
+            for w in self._preprocess(doc).split():
                 rows.append(i)
-                cols.append(j)
-            tokens = doc.split()
-            for gram in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]:
-                f = wvocab.get(gram)
-                if f is not None:
-                    w_rows.append(i)
-                    w_cols.append(f)
+                cols.append(word_col.setdefault(w, len(word_col)))
+            found = self._word_columns(doc)
+            w_rows.extend([i] * len(found))
+            w_cols.extend(found)
         n = len(docs)
         doc_words = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(word_col)))
-        if len(cache) + len(word_col) > _WORD_CACHE:
-            cache.clear()
-        grams = []
-        for w in word_col:
-            g = cache.get(w)
-            grams.append(g if g is not None else self._analyse_word(w, cache))
+        grams = [self._word_grams(w) for w in word_col]
         lengths = np.fromiter((len(g) for g in grams), np.int64, len(grams))
         word_grams = sp.csr_matrix(
             (np.ones(int(lengths.sum()), np.float32), np.concatenate(grams) if grams else np.zeros(0, np.int64),
              np.r_[0, np.cumsum(lengths)]), shape=(len(word_col), len(self.char_.vocabulary_)))
         char = self._weigh(doc_words @ word_grams, self.char_)
-        word = self._weigh(sp.csr_matrix((np.ones(len(w_rows), np.float32), (w_rows, w_cols)), shape=(n, len(wvocab))),
-                           self.word_)
+        word = self._weigh(sp.csr_matrix((np.ones(len(w_rows), np.float32), (w_rows, w_cols)),
+                                         shape=(n, len(self.word_.vocabulary_))), self.word_)
         stacked = sp.hstack([char * self.char_weight, word * self.word_weight], format="csr")
         return normalize(stacked).astype(np.float32)
 
@@ -145,58 +129,44 @@ class TfidfEncoder:
         counts = counts.tocsr()
         counts.sum_duplicates()
         counts.sort_indices()
-        if vectorizer.sublinear_tf:
-            np.log(counts.data, counts.data)
-            counts.data += 1.0
-        counts.data *= vectorizer.idf_[counts.indices]
+        _tf_idf(counts.data, counts.indices, vectorizer)
         return normalize(counts, copy=False)
 
-    def _analyse_word(self, word: str, cache: dict[str, np.ndarray]) -> np.ndarray:
-        """Character n-gram columns of one word (repeated as often as they occur)."""
-        vocab = self.char_.vocabulary_
-        grams = self._char_analyzer()(word)
-        out = cache[word] = np.fromiter((vocab[g] for g in grams if g in vocab), np.int64)
-        return out
+    # Rebuilt on first use, never pickled (`__getstate__`).
+    @cached_property
+    def _preprocess(self) -> Callable[[str], str]:
+        return self.char_.build_preprocessor()
 
-    def _char_preprocess(self):
-        if "_pre" not in self.__dict__:
-            self._pre = self.char_.build_preprocessor()
-        return self._pre
+    @cached_property
+    def _analyzer(self) -> Callable[[str], list[str]]:
+        return self.char_.build_analyzer()
 
-    def _char_analyzer(self):
-        if "_char_an" not in self.__dict__:
-            self._char_an = self.char_.build_analyzer()
-        return self._char_an
+    @cached_property
+    def _word_cache(self) -> dict[str, np.ndarray]:
+        """Word -> its character n-gram columns (a survey's vocabulary is small)."""
+        return {}
 
-    def _word_grams(self) -> dict[str, np.ndarray]:
-        if "_words" not in self.__dict__:
-            self._words: dict[str, np.ndarray] = {}
-        return self._words
+    def _word_grams(self, word: str) -> np.ndarray:
+        """Character n-gram columns of one preprocessed word, repeated as often as they occur."""
+        cache = self._word_cache
+        grams = cache.get(word)
+        if grams is None:
+            if len(cache) >= _WORD_CACHE:
+                cache.clear()
+            vocab = self.char_.vocabulary_
+            grams = cache[word] = np.fromiter((vocab[g] for g in self._analyzer(word) if g in vocab), np.int64)
+        return grams
 
-    def _char_counts(self, doc: str) -> dict[int, int]:
-        """Character n-gram column -> count for one document, from its words' cached columns."""
-        cache = self._word_grams()
-        counts: dict[int, int] = {}
-        for w in self._char_preprocess()(doc).split():
-            grams = cache.get(w)
-            if grams is None:
-                if len(cache) >= _WORD_CACHE:
-                    cache.clear()
-                grams = self._analyse_word(w, cache)
-            for j in grams.tolist():
-                counts[j] = counts.get(j, 0) + 1
-        return counts
+    def _char_columns(self, doc: str) -> list[int]:
+        """Character n-gram columns of one document, one per occurrence."""
+        return [j for w in self._preprocess(doc).split() for j in self._word_grams(w).tolist()]
 
-    def _word_counts(self, doc: str) -> dict[int, int]:
-        """Word uni- and bigram column -> count for one document."""
+    def _word_columns(self, doc: str) -> list[int]:
+        """Word uni- and bigram columns of one document, one per occurrence."""
         vocab = self.word_.vocabulary_
         tokens = doc.split()
-        counts: dict[int, int] = {}
-        for gram in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]:
-            j = vocab.get(gram)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
-        return counts
+        grams = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+        return [vocab[g] for g in grams if g in vocab]
 
     @property
     def n_features_(self) -> int:
@@ -204,9 +174,19 @@ class TfidfEncoder:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for name in ("_cache", "_pre", "_char_an", "_words"):  # rebuilt on first use; closures do not pickle
+        for name in ("_preprocess", "_analyzer", "_word_cache"):  # closures do not pickle
             state.pop(name, None)
         return state
+
+
+def _tf_idf(counts: np.ndarray, columns: np.ndarray, vectorizer: TfidfVectorizer) -> np.ndarray:
+    """What the fitted ``TfidfTransformer`` does to float32 counts before normalising, in place
+    and step for step: (sublinear) term frequency times idf."""
+    if vectorizer.sublinear_tf:
+        np.log(counts, counts)
+        counts += 1.0
+    counts *= vectorizer.idf_[columns]
+    return counts
 
 
 def _l2_rows(data: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
