@@ -259,7 +259,7 @@ class Coder:
         if not len(industries) == len(descriptions) == len(titles):
             raise ValueError(f"{len(titles)} titles, {len(industries)} industries, {len(descriptions)} descriptions")
         results: list[Result | None] = [None] * len(titles)
-        todo: dict[tuple[str, str, str], list[int]] = {}
+        todo: dict[tuple[str, str, str], list[tuple[int, tuple | None]]] = {}  # -> (row, raw key)
         # Identical raw answers (a survey file repeats its common ones) are read once: each
         # distinct one maps to an uncodable Result, or to its key as read.
         seen: dict[tuple, Result | tuple[str, str, str]] = {}
@@ -273,7 +273,7 @@ class Coder:
             if isinstance(outcome, Result):
                 results[i] = outcome
             else:
-                todo.setdefault(outcome, []).append(i)
+                todo.setdefault(outcome, []).append((i, raw))
         # Coded answers are taken from the cache first and held here, so evicting them while
         # coding the rest of the batch cannot lose them.
         coded: dict[tuple[str, str, str], _Coded] = {}
@@ -295,8 +295,7 @@ class Coder:
             value = coded[key]
             status, reason = self._status(value)
             made: dict[tuple, Result] = {}  # Results are immutable: identical rows share one
-            for i in rows:
-                raw = _raw_key(titles[i], industries[i], descriptions[i])
+            for i, raw in rows:
                 result = made.get(raw) if raw is not None else None
                 if result is None:
                     result = Result(
@@ -407,14 +406,14 @@ class Coder:
         method_list = [str(m) for m in methods[shown].tolist()]
         entry_list = entries[shown].tolist()
         first = np.searchsorted(shown, starts)
-        titles: dict[str, str] = self.__dict__.setdefault("_code_titles", {})  # code -> title
+        names = {code: self.scheme.title(code) or "" for code in set(code_list)}
         out = []
         for i, (title, industry, description) in enumerate(keys):
             lo, hi = int(first[i]), int(first[i + 1])
             candidates = tuple(
                 Candidate(
                     code=code_list[j],
-                    title=titles.get(code_list[j]) or titles.setdefault(code_list[j], self.scheme.title(code_list[j]) or ""),
+                    title=names[code_list[j]],
                     confidence=round(conf_list[j], 4),
                     method=method_list[j],
                     matched_entry=str(gen.entry_text_[entry_list[j]]),

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
 
 __all__ = ["Stage", "Queries", "Proposals", "Pairs", "TopK", "top_k_dense", "top_k_sparse",
-           "rank_desc", "group_max", "dense_product", "rowwise_dot"]
+           "rank_desc", "group_max", "dense_product", "rowwise_dot", "segments"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def top_k_sparse(matrix, k: int) -> TopK:
 SMALL_ROWS = 16
 
 
-def _segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Positions ``starts[i] .. starts[i] + lengths[i] - 1`` for every i, concatenated."""
     total = int(lengths.sum())
     if total == 0:
@@ -100,7 +100,7 @@ def dense_product(a, b) -> np.ndarray:
     row_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
     js = a.indices[: a.indptr[-1]].astype(np.int64)
     b_len = (b.indptr[js + 1] - b.indptr[js]).astype(np.int64)
-    pos = _segments(b.indptr[js].astype(np.int64), b_len)
+    pos = segments(b.indptr[js].astype(np.int64), b_len)
     products = np.repeat(a.data[: a.indptr[-1]], b_len) * b.data[pos]
     out = np.zeros(n * m, np.result_type(a.dtype, b.dtype))
     np.add.at(out, np.repeat(row_of, b_len) * m + b.indices[pos], products)
@@ -118,12 +118,12 @@ def rowwise_dot(a, ia: np.ndarray, b, ib: np.ndarray) -> np.ndarray:
         return np.asarray(a[ia].multiply(b[ib]).sum(axis=1), dtype=np.float32).ravel()
     # The few query rows of ``a`` densified; each b row's stored values look theirs up.
     lengths = (a.indptr[rows + 1] - a.indptr[rows]).astype(np.int64)
-    pos = _segments(a.indptr[rows].astype(np.int64), lengths)
+    pos = segments(a.indptr[rows].astype(np.int64), lengths)
     dense = np.zeros((len(rows), a.shape[1]), a.dtype)
     dense[np.repeat(np.arange(len(rows)), lengths), a.indices[pos]] = a.data[pos]
     local = np.searchsorted(rows, ia)
     b_len = (b.indptr[ib + 1] - b.indptr[ib]).astype(np.int64)
-    pos = _segments(b.indptr[ib].astype(np.int64), b_len)
+    pos = segments(b.indptr[ib].astype(np.int64), b_len)
     pair = np.repeat(np.arange(len(ib), dtype=np.int64), b_len)
     products = dense[local[pair], b.indices[pos]] * b.data[pos]  # float32, as SciPy multiplies
     # SciPy's row sum of float32 accumulates in float64, in index order: so does bincount.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import Pairs, Queries, _segments
+from .base import Pairs, Queries, segments
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
@@ -77,23 +77,15 @@ class WordCodeStage:
         self.word_vocab_, self.word_ = self._table([t.split() for t in titles], codes)
         return self
 
-    def _lookup(self, docs: Sequence[list[str]], vocab: dict, table: np.ndarray) -> np.ndarray:
-        """Mean P(code | word) over each doc's known words (0 where none is known)."""
-        out = np.zeros((len(docs), self.n_codes_), np.float32)
-        for i, words in enumerate(docs):
-            ids = sorted({j for j in (vocab.get(w) for w in words) if j is not None})
-            if ids:
-                out[i] = table[ids].mean(axis=0)
-        return out
-
     def _at(self, docs: Sequence[list[str]], vocab: dict, table: np.ndarray, q: np.ndarray,
             c: np.ndarray) -> np.ndarray:
-        """``_lookup(docs, ...)[q, c]``, computed at the pairs only: no (docs x codes) array."""
+        """Mean P(code ``c`` | word) over the known words of doc ``q``, for every pair (0 where
+        none is known): computed at the pairs only, never a (docs x codes) array."""
         ids = [sorted({j for j in (vocab.get(w) for w in words) if j is not None}) for words in docs]
         lengths = np.fromiter((len(x) for x in ids), np.int64, len(ids))
         flat = np.fromiter((j for x in ids for j in x), np.int64, int(lengths.sum()))
         per_pair = lengths[q]
-        pos = _segments((np.cumsum(lengths) - lengths)[q], per_pair)
+        pos = segments((np.cumsum(lengths) - lengths)[q], per_pair)
         pair = np.repeat(np.arange(len(q), dtype=np.int64), per_pair)
         sums = np.bincount(pair, weights=table[flat[pos], np.repeat(c, per_pair)], minlength=len(q))
         return (sums / np.maximum(per_pair, 1)).astype(np.float32)
