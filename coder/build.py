@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from .candidates import CandidateGenerator, feature_names
 from .index import IndexEntry, load_index
+from .model import Model
 from .progress import BuildPlan, begin, finish, step
 from .rank import Ranker, choose_threshold, ordered, share_out
 from .schemes import load_scheme
@@ -39,20 +39,6 @@ ANSWER_KINDS = ("answer", "answer_title")
 # the index does not hold). Seen index entries teach the ranker but are easier than any real
 # answer: calibrating on them would make confidences too high.
 CALIBRATION_KINDS = ("unseen", *ANSWER_KINDS)
-
-
-@dataclass
-class Model:
-    """Everything `Coder` needs for one scheme."""
-
-    scheme: str
-    generator: CandidateGenerator
-    ranker: Ranker
-    threshold: float
-    info: dict = field(default_factory=dict)
-    # Auto-coding threshold per calibration group of the best candidate (`Candidates.groups`):
-    # each reaches the target precision on its own kind of query, so any mix of them does.
-    thresholds: dict = field(default_factory=dict)
 
 
 def _shipped_answers(scheme: str) -> LabelledAnswers | None:

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .index import IndexEntry
 from .stages import STAGES
 from .stages.base import Pairs, Proposals, Queries, Stage
 from .stages.tfidf import rowwise_dot
 from .table import IndexTable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 __all__ = ["CandidateGenerator", "Candidates", "FEATURES", "METHODS", "BASE_FEATURES", "feature_names"]
 
@@ -98,6 +101,8 @@ class Candidates:
 
     def frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (for training and inspection)."""
+        import pandas as pd  # training and evaluation only: coding never needs it
+
         out = pd.DataFrame(self.X, columns=list(self.features))
         out.insert(0, "q", self.q)
         out.insert(1, "code", self.code)

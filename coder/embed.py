@@ -127,8 +127,17 @@ class StaticEmbedder:
         self.weights = np.asarray(weights, dtype=np.float32)
         self.metadata = dict(metadata or {})
         self.dim = int(self.vectors.shape[1])
+        self.cache_size = cache_size
         # Per-instance cache (an lru_cache on the method would keep every instance alive).
         self.word_ids = lru_cache(maxsize=cache_size)(self._word_ids)
+
+    def __getstate__(self) -> dict:
+        """The vectors travel in a model file: tokens, arrays and settings, not the caches."""
+        return {"tokens": self.tokens, "vectors": self.vectors, "weights": self.weights,
+                "metadata": self.metadata, "cache_size": self.cache_size}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)  # type: ignore[misc]
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> StaticEmbedder:

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .answer import read_answer
-from .build import Model
+from .model import Model
 from .candidates import CandidateGenerator
 from .errors import InputError, Reason
 from .normalise import normalise
@@ -133,7 +133,9 @@ def _own_learned_stage(model: Model) -> Model:
     if pos is None:
         return model
     learned = copy.copy(stages[pos])
-    learned.keys_, learned.codes_, learned._index = list(learned.keys_), list(learned.codes_), None
+    # The lookup built from the shared decisions is shared too (never changed in place: an
+    # addition makes a new one).
+    learned.keys_, learned.codes_ = list(learned.keys_), list(learned.codes_)
     generator = copy.copy(model.generator)
     generator.stages_ = [*stages[:pos], learned, *stages[pos + 1:]]
     return dataclasses.replace(model, generator=generator)

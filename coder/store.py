@@ -1,12 +1,12 @@
 """Model files: where they live, when they are stale, and how they are published.
 
 A built model is a directory ``<scheme>-<key>/`` holding ``model.joblib`` (a plain pickle,
-protocol 5, of `coder.build.Model`: NumPy arrays, scikit-learn estimators and this package's
+protocol 5, of `coder.model.Model`: NumPy and SciPy arrays and this package's
 classes; `pickle.load` and `joblib.load` both read it) and
 ``manifest.json`` (what it was built from, library versions, a checksum of the model file,
 calibration figures, build time). ``key`` is a hash of everything that decides what a build
 produces: the model format, `FEATURE_VERSION` with the ranker's feature names, the build
-options, every shipped data file, and the versions of the libraries that pickle into it.
+options, every shipped data file, and the versions of the libraries that fit or pickle into it.
 A model whose key differs is never loaded (it is stale); no list of source files is kept.
 
 Publishing is atomic: a build is written into a temporary directory beside the target and
@@ -50,13 +50,15 @@ __all__ = ["FORMAT_VERSION", "FEATURE_VERSION", "model_key", "model_files", "rea
 log = logging.getLogger(__name__)
 
 # 4: the model file is a plain pickle read by the C unpickler (joblib's pure-Python one took
-# 5x longer on the model's many small objects).
-FORMAT_VERSION = 4
+# 5x longer on the model's many small objects). 5: no sklearn objects in it (`coder.model`),
+# and the semantic stage carries its word vectors.
+FORMAT_VERSION = 5
 # Bump when a change to the stages, features, training queries or ranking changes what a
 # build produces without changing a feature name or a data file.
 FEATURE_VERSION = 5  # 4: features rounded (FEATURE_DECIMALS); 5: semantic code cosines one dot per pair
-_PICKLED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
-_LIBRARIES = (*_PICKLED_LIBRARIES, "rapidfuzz", "pandas")
+# Libraries whose version can change what a build produces or how its file reads.
+_MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
+_LIBRARIES = (*_MODEL_LIBRARIES, "rapidfuzz", "pandas")
 
 
 @lru_cache(maxsize=None)  # a process keeps the libraries it imported; the key is made several times a load
@@ -152,7 +154,7 @@ def model_key(scheme: str, options: dict | None = None) -> str:
     spec = {
         "format": FORMAT_VERSION, "feature_version": FEATURE_VERSION, "features": list(FEATURES),
         "scheme": scheme, "options": options or {}, "data": data_sha256(),
-        "libraries": {lib: _version(lib) for lib in _PICKLED_LIBRARIES},
+        "libraries": {lib: _version(lib) for lib in _MODEL_LIBRARIES},
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -331,7 +333,7 @@ def load_model(scheme: str = "soc2000", directory: str | Path | None = None, *,
         )
     with open(path, "rb") as fh:
         model = pickle.load(fh)
-    from .build import Model
+    from .model import Model
 
     if not isinstance(model, Model) or model.scheme != scheme:
         raise ModelError(f"{path} is not a {scheme} model; run `coder build --scheme {scheme}`")

@@ -127,3 +127,13 @@ def test_checks_would_fail_on_meaningless_vectors(emb: StaticEmbedder) -> None:
     shuffled = StaticEmbedder(emb.tokens, emb.vectors[rng.permutation(len(emb.tokens))], emb.weights)
     passed = sum(_sim(shuffled, q, a) > _sim(shuffled, q, b) + 0.15 for q, a, b in SYNONYMS)
     assert passed <= 2
+
+
+def test_pickles_with_the_model(emb: StaticEmbedder) -> None:
+    """A fitted semantic stage carries the vectors: a pickled embedder embeds the same."""
+    import pickle
+
+    again = pickle.loads(pickle.dumps(emb))
+    texts = ["staff nurse", "bus driver", "zzqx", ""]
+    np.testing.assert_array_equal(again.embed(texts), emb.embed(texts))
+    assert again.wordpiece("plumbing") == emb.wordpiece("plumbing")

@@ -14,24 +14,36 @@ def fitted():
     return Ranker(max_iter=40).fit(X, y), X, y
 
 
-def test_flat_forest_equals_sklearn(fitted):
-    ranker, X, _ = fitted
-    ours = _Forest(ranker.model_).predict_proba(X[:500].astype(np.float64))
-    theirs = ranker.model_.predict_proba(X[:500])[:, 1]
-    assert ours == pytest.approx(theirs, abs=1e-6)
+def test_flat_forest_equals_sklearn_to_the_bit():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.random((5000, 6)).astype(np.float32)
+    X[:, 2] = np.round(X[:, 2], 2)  # many ties at split thresholds
+    y = (X[:, 0] + 0.3 * X[:, 1] + 0.1 * rng.standard_normal(5000)) > 0.7
+    model = HistGradientBoostingClassifier(max_iter=60, max_leaf_nodes=15, early_stopping=False,
+                                           random_state=0).fit(X, y)
+    forest = _Forest(model)
+    theirs = model.predict_proba(X)[:, 1]
+    np.testing.assert_array_equal(forest.predict_proba(X), theirs)  # float32 in, chunked
+    np.testing.assert_array_equal(forest.predict_proba(X[:7]), theirs[:7])
+    np.testing.assert_array_equal(forest.predict_proba(X.astype(np.float64)), theirs)
 
 
-def test_forest_is_derived_not_pickled(fitted):
-    """A model file never holds the flat forest: its layout can change without a rebuild."""
+def test_a_fitted_ranker_pickles_without_sklearn(fitted):
+    """Loading a model must not import sklearn (1 s and 150 MB): the ranker keeps arrays."""
     import pickle
+    import pickletools
 
-    ranker, X, _ = fitted
-    ranker.forest_  # built on first use
-    state = ranker.__getstate__()
-    assert "_forest" not in state and "forest_" not in state
-    again = pickle.loads(pickle.dumps(ranker))
-    assert again.forest_.predict_proba(X[:50].astype(np.float64)) == pytest.approx(
-        ranker.model_.predict_proba(X[:50])[:, 1], abs=1e-6)
+    ranker, X, y = fitted
+    q = np.arange(len(X))
+    ranker.calibrate(ranker.raw_scores(X, q), y, q)
+    data = pickle.dumps(ranker)
+    modules = {str(arg).split()[0] for op, arg, _ in pickletools.genops(data)
+               if op.name in ("GLOBAL", "SHORT_BINUNICODE", "BINUNICODE") and isinstance(arg, str)}
+    assert not any(m.startswith("sklearn") for m in modules)
+    again = pickle.loads(data)
+    np.testing.assert_array_equal(again.score(X[:50], q[:50])[1], ranker.score(X[:50], q[:50])[1])
 
 
 def test_scores_never_claim_more_than_one_per_query(fitted):
@@ -147,4 +159,4 @@ def test_isotonic_reading_matches_sklearn():
     x = rng.random(500)
     fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, rng.random(500) < x)
     probe = np.r_[-1.0, 0.0, rng.random(200), 1.0, 2.0]
-    assert np.allclose(_isotonic(fitted, probe), fitted.predict(probe), atol=1e-9)
+    assert np.allclose(_isotonic((fitted.X_thresholds_, fitted.y_thresholds_), probe), fitted.predict(probe), atol=1e-9)

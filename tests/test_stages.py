@@ -124,17 +124,19 @@ def test_fuzzy_stage_scores_are_token_sort_ratio(table):
 def test_tfidf_encoder_matches_sklearn_transform():
     enc = TfidfEncoder().fit(TITLES)
     ours = enc.transform(["staff nurse", "book shop manager", "unseen words"])
-    char = enc.char_.transform(["staff nurse", "book shop manager", "unseen words"])
-    assert ours.shape[1] == char.shape[1] + len(enc.word_.vocabulary_)
+    char, word = enc.vectorizers(TITLES)
+    assert ours.shape[1] == len(char.vocabulary_) + len(word.vocabulary_)
     norms = np.sqrt(np.asarray(ours.multiply(ours).sum(axis=1))).ravel()
     assert norms == pytest.approx([1, 1, 1], abs=1e-5)
 
 
 def _sklearn_stack(enc: TfidfEncoder, docs: list[str]) -> sp.csr_matrix:
+    """What ``enc`` (fitted on TITLES) should give: sklearn's vectorisers, stacked and normalised."""
     from sklearn.preprocessing import normalize
 
-    return normalize(sp.hstack([enc.char_.transform(docs) * enc.char_weight,
-                                enc.word_.transform(docs) * enc.word_weight], format="csr")).astype(np.float32)
+    char, word = enc.vectorizers(TITLES)
+    return normalize(sp.hstack([char.transform(docs) * enc.char_weight,
+                                word.transform(docs) * enc.word_weight], format="csr")).astype(np.float32)
 
 
 def test_tfidf_batch_transform_is_sklearn_to_the_bit():
@@ -147,6 +149,13 @@ def test_tfidf_batch_transform_is_sklearn_to_the_bit():
     assert ours.dtype == theirs.dtype == np.float32
     assert (ours.indptr == theirs.indptr).all() and (ours.indices == theirs.indices).all()
     assert (ours.data == theirs.data).all()
+
+
+def test_character_ngrams_are_sklearns():
+    enc = TfidfEncoder(char_ngrams=(2, 5)).fit(TITLES)
+    sk = enc.vectorizers(TITLES)[0].build_analyzer()
+    for word in ["a", "ab", "abc", "abcd", "abcde", "abcdef", "straße", "n°1", "x-ray's", "ÉCOLE"]:
+        assert enc._analyzer(enc._preprocess(word)) == sk(word), word
 
 
 def test_tfidf_single_transform_is_sklearn_to_the_bit():
@@ -319,14 +328,15 @@ def test_tfidf_encoder_equals_stacked_sklearn_vectorisers():
 
     docs = ["", *TITLES, "", "", "unseen qqq", "nurse nurse nurse staff", ""]
     enc = TfidfEncoder(char_weight=0.7).fit(TITLES)
-    expected = normalize(sp.hstack([enc.char_.transform(docs) * 0.7, enc.word_.transform(docs)]).tocsr())
+    char, word = enc.vectorizers(TITLES)
+    expected = normalize(sp.hstack([char.transform(docs) * 0.7, word.transform(docs)]).tocsr())
     got = enc.transform(docs)
     assert got.shape == expected.shape
     assert abs(got - expected).max() < 1e-6
 
 
 def test_tfidf_encoder_batch_and_single_paths_agree():
-    # Big batches go through sklearn, small ones through the fast path: same numbers.
+    # Big batches share each word's n-grams, small ones take a plain pass: same numbers.
     enc = TfidfEncoder().fit(TITLES)
     docs = (TITLES + ["", "nurse nurse staff", "unseen qqq"]) * 10
     whole = enc.transform(docs)

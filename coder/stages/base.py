@@ -187,14 +187,27 @@ class Queries:
     def vectors(self, name: str) -> sp.csr_matrix:
         """TF-IDF rows (the table's shared encoder) of `texts(name)`; empty texts give zero rows."""
         if name not in self._vectors:
+            self._encode()
+        return self._vectors[name]
+
+    def _encode(self) -> None:
+        """Every field's rows in one encoder call: stages use them all, and for one type-ahead
+        title four calls cost more than the work. Rows are the same either way."""
+        encoder = self.table.encoder_
+        wanted = []
+        for name in self.FIELDS:
             texts = self.texts(name)
             if name == "full" and not self.has_industry.any():
-                self._vectors[name] = self.vectors("title")
-            elif name != "title" and not any(texts):
-                self._vectors[name] = sp.csr_matrix((self.n, self.table.encoder_.n_features_), dtype=np.float32)
+                continue  # the title's rows, below
+            if self.n == 0 or (name != "title" and not any(texts)):
+                self._vectors[name] = sp.csr_matrix((self.n, encoder.n_features_), dtype=np.float32)
             else:
-                self._vectors[name] = self.table.encoder_.transform(texts)
-        return self._vectors[name]
+                wanted.append((name, texts))
+        if wanted:
+            rows = encoder.transform([t for _, texts in wanted for t in texts])
+            for i, (name, _) in enumerate(wanted):
+                self._vectors[name] = rows if len(wanted) == 1 else rows[i * self.n:(i + 1) * self.n]
+        self._vectors.setdefault("full", self._vectors["title"])
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.preprocessing import normalize
-from sklearn.svm import LinearSVC
 
 from .base import Pairs, Proposals, Queries, dense_product, top_k_dense
 
@@ -46,6 +43,10 @@ class ClassifierStage:
         self.n_jobs = n_jobs
 
     def fit(self, table: "IndexTable", *, seed: int = 0) -> "ClassifierStage":
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.preprocessing import normalize
+        from sklearn.svm import LinearSVC
+
         codable = np.flatnonzero(table.codable_)
         X = table.encoder_.transform([table.docs_[i] for i in codable])
         y = table.entry_code_[codable]

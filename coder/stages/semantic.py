@@ -28,7 +28,8 @@ __all__ = ["SemanticStage"]
 
 @lru_cache(maxsize=1)
 def _embedder() -> StaticEmbedder:
-    """The shipped vectors, loaded once per process (never pickled into a model)."""
+    """The shipped vectors, read once per process for fitting; a fitted stage keeps them, so
+    coding never reads (and decompresses) the shipped file."""
     return StaticEmbedder.load()
 
 
@@ -72,7 +73,7 @@ class SemanticStage:
         self.chunk = chunk
 
     def fit(self, table: "IndexTable", *, seed: int = 0) -> "SemanticStage":
-        emb = _embedder()
+        emb = self.embedder_ = _embedder()
         titles = emb.embed(table.titles_)
         # Float16 in the model file (half the size); float32 rebuilt on first use.
         self.titles16_ = titles.astype(np.float16)
@@ -101,7 +102,7 @@ class SemanticStage:
     def _vectors(self, queries: Queries, name: str) -> np.ndarray:
         key = f"{self.name}:{name}"
         if key not in queries.scratch:
-            queries.scratch[key] = _embedder().embed(queries.texts(name))
+            queries.scratch[key] = self.embedder_.embed(queries.texts(name))
         return queries.scratch[key]  # type: ignore[return-value]
 
     def _nearest(self, vectors: np.ndarray, rows: np.ndarray, k: int) -> Proposals:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     from ..table import IndexTable
 
 from .base import Pairs, Proposals, Queries, TopK, rowwise_dot, top_k_sparse
@@ -45,18 +45,26 @@ class TfidfEncoder:
         self.word_weight = word_weight
 
     def fit(self, docs: Sequence[str]) -> "TfidfEncoder":
+        self.char_, self.word_ = (_Vocabulary(v) for v in self.vectorizers(docs))
+        return self
+
+    def vectorizers(self, docs: Sequence[str]) -> tuple["TfidfVectorizer", "TfidfVectorizer"]:
+        """sklearn's (character, word) vectorisers fitted on ``docs``: what `fit` learns from,
+        and what `transform` equals to the bit."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         # At least one document's worth, so a tiny index (tests) keeps its rarest n-grams.
         max_df = max(self.max_df, 1.0 / max(len(docs), 1))
-        self.char_ = TfidfVectorizer(
+        char = TfidfVectorizer(
             analyzer="char_wb", ngram_range=self.char_ngrams, sublinear_tf=True,
             max_df=max_df, dtype=np.float32,
         ).fit(docs)
-        self.word_ = TfidfVectorizer(
+        word = TfidfVectorizer(
             analyzer="word", tokenizer=split_tokens, token_pattern=None, lowercase=False,
             ngram_range=(1, 2), sublinear_tf=True, max_df=max(max_df, 0.05),
             dtype=np.float32,
         ).fit(docs)
-        return self
+        return char, word
 
     def transform(self, docs: Sequence[str]) -> sp.csr_matrix:
         """L2-normalised rows of [char TF-IDF * char_weight, word TF-IDF * word_weight].
@@ -119,27 +127,31 @@ class TfidfEncoder:
         char = self._weigh(doc_words @ word_grams, self.char_)
         word = self._weigh(sp.csr_matrix((np.ones(len(w_rows), np.float32), (w_rows, w_cols)),
                                          shape=(n, len(self.word_.vocabulary_))), self.word_)
-        stacked = sp.hstack([char * self.char_weight, word * self.word_weight], format="csr")
-        return normalize(stacked).astype(np.float32)
+        return _l2_csr(sp.hstack([char * self.char_weight, word * self.word_weight], format="csr"))
 
     @staticmethod
-    def _weigh(counts: sp.csr_matrix, vectorizer: TfidfVectorizer) -> sp.csr_matrix:
+    def _weigh(counts: sp.csr_matrix, vocabulary: "_Vocabulary") -> sp.csr_matrix:
         """What the fitted ``TfidfTransformer`` does to float32 counts, step for step (so the
         numbers are sklearn's to the last bit): (sublinear) tf x idf, L2 rows."""
         counts = counts.tocsr()
         counts.sum_duplicates()
         counts.sort_indices()
-        _tf_idf(counts.data, counts.indices, vectorizer)
-        return normalize(counts, copy=False)
+        _tf_idf(counts.data, counts.indices, vocabulary)
+        return _l2_csr(counts)
 
-    # Rebuilt on first use, never pickled (`__getstate__`).
-    @cached_property
-    def _preprocess(self) -> Callable[[str], str]:
-        return self.char_.build_preprocessor()
+    # sklearn's preprocessing of the character analyser (``lowercase=True``, no accent folding).
+    _preprocess = staticmethod(str.lower)
 
-    @cached_property
-    def _analyzer(self) -> Callable[[str], list[str]]:
-        return self.char_.build_analyzer()
+    def _analyzer(self, word: str) -> list[str]:
+        """sklearn's ``char_wb`` n-grams of one lowercased word: padded with a space each side,
+        every n-gram of each length; a word shorter than n gives itself once."""
+        w = f" {word} "
+        out = []
+        for n in range(self.char_.ngram_range[0], self.char_.ngram_range[1] + 1):
+            out.extend(w[i:i + n] for i in range(max(len(w) - n, 0) + 1))
+            if len(w) <= n:
+                break
+        return out
 
     @cached_property
     def _word_cache(self) -> dict[str, np.ndarray]:
@@ -174,19 +186,36 @@ class TfidfEncoder:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for name in ("_preprocess", "_analyzer", "_word_cache"):  # closures do not pickle
-            state.pop(name, None)
+        state.pop("_word_cache", None)  # a cache, rebuilt on use
         return state
 
 
-def _tf_idf(counts: np.ndarray, columns: np.ndarray, vectorizer: TfidfVectorizer) -> np.ndarray:
+class _Vocabulary:
+    """What a fitted ``TfidfVectorizer`` knows, as plain data: a model file then never imports
+    sklearn (1.2 s and 150 MB per process)."""
+
+    def __init__(self, vectorizer: "TfidfVectorizer"):
+        self.vocabulary_: dict[str, int] = dict(vectorizer.vocabulary_)
+        self.idf_: np.ndarray = vectorizer.idf_
+        self.sublinear_tf: bool = bool(vectorizer.sublinear_tf)
+        self.ngram_range: tuple[int, int] = tuple(vectorizer.ngram_range)
+
+
+def _tf_idf(counts: np.ndarray, columns: np.ndarray, vocabulary: _Vocabulary) -> np.ndarray:
     """What the fitted ``TfidfTransformer`` does to float32 counts before normalising, in place
     and step for step: (sublinear) term frequency times idf."""
-    if vectorizer.sublinear_tf:
+    if vocabulary.sublinear_tf:
         np.log(counts, counts)
         counts += 1.0
-    counts *= vectorizer.idf_[columns]
+    counts *= vocabulary.idf_[columns]
     return counts
+
+
+def _l2_csr(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """sklearn's ``normalize`` of a float32 CSR matrix (L2 rows), to the bit."""
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    data = _l2_rows(matrix.data, rows, matrix.shape[0])
+    return sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
 def _l2_rows(data: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
