@@ -80,6 +80,17 @@ def top_k_sparse(matrix, k: int) -> TopK:
 SMALL_ROWS = 16
 
 
+# A dense (queries x index titles) block is at most this big: the top-k selection over it makes
+# several same-sized temporaries (and an int64 one twice the size), which set a batch's peak memory.
+BLOCK_BYTES = 8 * 2**20
+
+
+def block_rows(width: int, itemsize: int, limit: int) -> int:
+    """Query rows per dense block of ``width`` columns of ``itemsize`` bytes (at most ``limit``,
+    at least 16): results never depend on it, only memory and speed do."""
+    return max(16, min(limit, BLOCK_BYTES // max(width * itemsize, 1)))
+
+
 def segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Positions ``starts[i] .. starts[i] + lengths[i] - 1`` for every i, concatenated."""
     total = int(lengths.sum())

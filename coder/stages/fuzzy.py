@@ -18,7 +18,7 @@ from rapidfuzz import fuzz, process
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
 
-from .base import Pairs, Proposals, Queries, TopK, top_k_sparse
+from .base import Pairs, Proposals, Queries, TopK, block_rows, top_k_sparse
 
 __all__ = ["FuzzyStage"]
 
@@ -53,9 +53,10 @@ class FuzzyStage:
 
     def query(self, titles: Sequence[str]) -> TopK:
         out = TopK.empty(len(titles), self.k)
-        for start in range(0, len(titles), self.chunk):
-            block = [_sort_words(t) for t in titles[start : start + self.chunk]]
-            # uint8 keeps a chunk at 2048 x 22k = 45 MB; never the whole queries x index matrix.
+        step = block_rows(len(self.sorted_titles_), 1, self.chunk)
+        for start in range(0, len(titles), step):
+            block = [_sort_words(t) for t in titles[start : start + step]]
+            # uint8 scores in blocks (`block_rows`): never the whole queries x index matrix.
             scores = process.cdist(
                 block, self.sorted_titles_, scorer=fuzz.ratio, dtype=np.uint8,
                 score_cutoff=self.score_cutoff,

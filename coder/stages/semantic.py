@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..embed import StaticEmbedder
-from .base import Pairs, Proposals, Queries, top_k_dense
+from .base import Pairs, Proposals, Queries, block_rows, top_k_dense
 from .description import code_summaries
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,18 +38,23 @@ def _normalised(rows: np.ndarray) -> np.ndarray:
     return (rows / np.maximum(norms, 1e-9)).astype(np.float32)
 
 
-def _at(queries: np.ndarray, codes: np.ndarray, pairs: Pairs, *, chunk: int = 8192) -> np.ndarray:
-    """Cosine of query ``pairs.q``'s vector with code ``pairs.code``'s, for every pair.
+def _dots(a: np.ndarray, ia: np.ndarray, b: np.ndarray, ib: np.ndarray, *, chunk: int = 8192) -> np.ndarray:
+    """``a[ia[i]] . b[ib[i]]`` for every i.
 
-    One dot product per pair, in pieces (a gathered vector per pair is hundreds of floats):
-    never a (queries x codes) matrix product, whose rounding depends on how many queries
-    share the batch, so a title gets the same number alone and in a batch of thousands.
+    One dot product per pair, in pieces (a gathered vector per pair is hundreds of floats, and
+    a batch has hundreds of thousands of pairs): never a matrix product, whose rounding
+    depends on how many queries share the batch, so a title gets the same number alone and
+    in a batch of thousands.
     """
-    out = np.zeros(len(pairs), np.float32)
-    for lo in range(0, len(pairs), chunk):
-        q, c = pairs.q[lo:lo + chunk], pairs.code[lo:lo + chunk]
-        out[lo:lo + len(q)] = np.einsum("ij,ij->i", queries[q], codes[c])
+    out = np.zeros(len(ia), np.float32)
+    for lo in range(0, len(ia), chunk):
+        out[lo:lo + chunk] = np.einsum("ij,ij->i", a[ia[lo:lo + chunk]], b[ib[lo:lo + chunk]])
     return out
+
+
+def _at(queries: np.ndarray, codes: np.ndarray, pairs: Pairs) -> np.ndarray:
+    """Cosine of query ``pairs.q``'s vector with code ``pairs.code``'s, for every pair."""
+    return _dots(queries, pairs.q, codes, pairs.code)
 
 
 class SemanticStage:
@@ -107,8 +112,9 @@ class SemanticStage:
 
     def _nearest(self, vectors: np.ndarray, rows: np.ndarray, k: int) -> Proposals:
         qs, ts, ss = [], [], []
-        for start in range(0, len(rows), self.chunk):
-            block = rows[start : start + self.chunk]
+        step = block_rows(len(self.titles16_), 4, self.chunk)
+        for start in range(0, len(rows), step):
+            block = rows[start : start + step]
             # float16-stored vectors: a cosine may round past 1.
             top = top_k_dense(np.minimum(vectors[block] @ self.titles_.T, 1.0), k, min_score=self.min_score)
             p = Proposals.from_topk(top, "title", block)
@@ -135,7 +141,7 @@ class SemanticStage:
         out = {name: np.zeros(n, np.float32) for name in self.FEATURES}
         if n == 0:
             return out
-        t_sim = np.einsum("ij,ij->i", title[pairs.tq], self.titles_[pairs.tt]) if len(pairs.tq) else np.zeros(0, np.float32)
+        t_sim = _dots(title, pairs.tq, self.titles_, pairs.tt)
         out["sem_title"] = pairs.from_titles(np.maximum(t_sim, 0.0))
         out["sem_code"] = _at(title, self.codes_, pairs)
         if queries.has_description.any():
@@ -146,7 +152,7 @@ class SemanticStage:
         if queries.has_industry.any() and len(pairs.e_pair):
             ind = self._vectors(queries, "industry")
             e_q = pairs.tq[pairs.e_tp]
-            quals = self.quals_[self.entry_qual_[pairs.e_entry]]
-            has = queries.has_industry[e_q] & (np.abs(quals).sum(axis=1) > 0)
-            out["sem_ind"] = pairs.from_entries(np.where(has, np.einsum("ij,ij->i", ind[e_q], quals), 0.0))
+            qual = self.entry_qual_[pairs.e_entry]
+            has = queries.has_industry[e_q] & (np.abs(self.quals_).sum(axis=1) > 0)[qual]
+            out["sem_ind"] = pairs.from_entries(np.where(has, _dots(ind, e_q, self.quals_, qual), 0.0))
         return {k: np.asarray(v, np.float32) for k, v in out.items()}
