@@ -143,7 +143,7 @@ class CandidateGenerator:
     """
 
     def __init__(self, scheme: str, *, stages: Sequence[type[Stage]] | None = None, keep_top: int = 8,
-                 chunk: int = 2048):
+                 chunk: int = 1024):
         self.scheme = scheme
         self.stages = tuple(STAGES if stages is None else stages)
         self.keep_top = keep_top

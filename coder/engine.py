@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .answer import read_answer
+from ._memory import release_free_memory
 from .model import Model
 from .candidates import CandidateGenerator
 from .errors import InputError, Reason
@@ -30,6 +31,9 @@ __all__ = ["Coder", "Decisions", "screen", "context_text", "MAX_TITLE_CHARS", "M
 Key = tuple[str, str, str]  # an answer as read: (title, industry, description), normalised
 
 MAX_TITLE_CHARS = 1000
+# After coding at least this many new answers in one call, freed memory is handed back to the
+# system (`coder._memory`); below it, the batch's temporaries are too small to matter.
+_TRIM_AFTER = 1024
 # Literal missing-value markers that survey exports write into text cells (compared after
 # folding case and surrounding space): coded as missing, never as titles ("NaN" is not Nanny).
 MISSING_MARKERS = frozenset({
@@ -290,6 +294,8 @@ class Coder:
         for key, value in zip(missing, self._code_distinct(missing, k)):
             coded[key] = value
             self._remember((*key, k), value)
+        if len(missing) >= _TRIM_AFTER:
+            release_free_memory()  # the batch's temporaries are gone: keep resident memory flat
         if self.decisions is not None and todo:
             for key, decided in self.decisions.lookup(self.scheme_name, list(todo)).items():
                 coded[key] = self._with_decision(coded[key], decided, k)

@@ -2,6 +2,7 @@
 golden titles with the real model."""
 
 import math
+import sys
 
 import numpy as np
 import pandas as pd
@@ -211,3 +212,19 @@ def test_an_answer_gets_the_same_result_alone_and_in_a_batch(coder: Coder):
         single = Coder(coder.model)  # no shared result cache
         alone.append(single.code(t, i, d))
     assert [(r.status, r.candidates) for r in batch] == [(r.status, r.candidates) for r in alone]
+
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_a_large_batch_gives_freed_memory_back(small_coder, monkeypatch):
+    """A survey run's resident memory stays flat: after a large batch, freed heap pages are
+    handed back (glibc keeps them otherwise); small batches do not pay for it."""
+    from coder import _memory, engine
+
+    assert _memory.release_free_memory() is True
+    calls = []
+    monkeypatch.setattr(engine, "release_free_memory", lambda: calls.append(1))
+    small_coder.code_many([f"nurse {i}" for i in range(10)])
+    assert calls == []
+    small_coder.code_many([f"clerk {i}" for i in range(engine._TRIM_AFTER)])
+    assert calls == [1]
