@@ -342,3 +342,20 @@ def test_tfidf_encoder_batch_and_single_paths_agree():
     whole = enc.transform(docs)
     one_by_one = sp.vstack([enc.transform([d]) for d in docs]).tocsr()
     assert len(docs) > 64 and abs(whole - one_by_one).max() < 1e-6
+
+
+@pytest.mark.parametrize("shape", [(3, 7), (40, 1001), (1, 5), (0, 9), (4, 8)])
+def test_ranking_a_mostly_empty_score_block_equals_ranking_it_as_sparse(shape):
+    """The fuzzy stage ranks its uint8 score blocks without building a sparse matrix: the
+    same best entries, in the same order (ties by column), as `top_k_sparse`."""
+    from coder.stages.base import nonzero_bytes, top_k_entries, top_k_sparse
+
+    rng = np.random.default_rng(sum(shape))
+    block = ((rng.random(shape) < 0.05) * rng.integers(60, 101, shape)).astype(np.uint8)
+    block[:, :3] = 80  # ties
+    pos = nonzero_bytes(block)
+    assert pos.tolist() == np.flatnonzero(block).tolist()
+    rows, cols = np.divmod(pos, shape[1])
+    ours = top_k_entries(rows, cols, block.reshape(-1)[pos], shape[0], 5)
+    theirs = top_k_sparse(sp.csr_matrix(block), 5)
+    assert (ours.idx == theirs.idx).all() and (ours.score == theirs.score).all()

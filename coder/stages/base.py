@@ -58,21 +58,37 @@ def top_k_dense(scores: np.ndarray, k: int, min_score: float = 0.0) -> TopK:
 def top_k_sparse(matrix, k: int) -> TopK:
     """Best k stored entries per row of a CSR matrix, without densifying it."""
     matrix = matrix.tocsr()
-    n = matrix.shape[0]
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    return top_k_entries(rows, matrix.indices, matrix.data, matrix.shape[0], k)
+
+
+def top_k_entries(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, n: int, k: int) -> TopK:
+    """Best k of the entries (``rows[i]``, ``cols[i]``, ``data[i]``) per row of an n-row matrix,
+    the entries given row by row: ties keep their given order."""
     out = TopK.empty(n, k)
-    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
-    counts = np.diff(indptr)
-    if data.size == 0:
+    if len(data) == 0:
         return out
     # Sort every row's entries by descending score in one pass: key = (row, -score).
-    rows = np.repeat(np.arange(n), counts)
     order = np.lexsort((-data, rows))
-    rank = np.arange(data.size) - np.repeat(indptr[:-1], counts)
-    ranked_rows, ranked_rank = rows[order], rank
-    keep = ranked_rank < k
-    out.idx[ranked_rows[keep], ranked_rank[keep]] = indices[order][keep]
-    out.score[ranked_rows[keep], ranked_rank[keep]] = data[order][keep]
+    ranked_rows = rows[order]
+    starts = np.searchsorted(ranked_rows, np.arange(n))
+    rank = np.arange(len(data)) - starts[ranked_rows]
+    keep = rank < k
+    out.idx[ranked_rows[keep], rank[keep]] = cols[order][keep]
+    out.score[ranked_rows[keep], rank[keep]] = data[order][keep]
     return out
+
+
+def nonzero_bytes(block: np.ndarray) -> np.ndarray:
+    """Flat positions of the non-zero values of a uint8 array, in order: scanned eight bytes at
+    a time (a block of edit-distance scores is mostly zeros; NumPy's byte-wise scan is 10x slower)."""
+    flat = np.ascontiguousarray(block).reshape(-1)
+    whole = len(flat) - len(flat) % 8
+    words = np.flatnonzero(flat[:whole].view(np.uint64))
+    pos = (words[:, None] * 8 + np.arange(8)).ravel()
+    pos = pos[flat[pos] != 0]
+    tail = whole + np.flatnonzero(flat[whole:])
+    return np.concatenate([pos, tail]) if len(tail) else pos
 
 
 # Up to this many query rows, sparse products below are done by gathering in NumPy: SciPy's

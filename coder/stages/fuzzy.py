@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 from rapidfuzz import fuzz, process
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
 
-from .base import Pairs, Proposals, Queries, TopK, block_rows, top_k_sparse
+from .base import Pairs, Proposals, Queries, TopK, block_rows, nonzero_bytes, top_k_entries
 
 __all__ = ["FuzzyStage"]
 
@@ -63,8 +62,10 @@ class FuzzyStage:
                 # Starting threads costs more than scoring a handful of queries.
                 workers=self.workers if len(block) > 16 else 1,
             )
-            # Scores under the cutoff are 0, so the matrix is mostly empty: rank it as sparse.
-            top = top_k_sparse(sp.csr_matrix(scores), self.k)
+            # Scores under the cutoff are 0, so the matrix is mostly empty: rank the rest.
+            pos = nonzero_bytes(scores)
+            rows, cols = np.divmod(pos, scores.shape[1])
+            top = top_k_entries(rows, cols, scores.reshape(-1)[pos], len(block), self.k)
             out.idx[start : start + len(block)] = top.idx
             out.score[start : start + len(block)] = top.score / 100.0
         return out
