@@ -181,9 +181,9 @@ class Coder:
         self._cache: OrderedDict[tuple[str, str, str, int], _Coded] = OrderedDict()
         self._cache_size = cache_size
         self.decisions = decisions
+        self._owns_learned = False
         if decisions is not None:
-            self.model = model = _own_learned_stage(model)
-            learned = self._learned_stage()
+            learned = self._own_learned()
             for key, code in decisions.decided(self.scheme_name):
                 if learned is not None:
                     learned.add(key, code)
@@ -221,7 +221,7 @@ class Coder:
             decided = self.decisions.record(self.scheme_name, (text, ind, desc), key, code, who=who, source=source)
         else:
             decided = Decided(code, 1, 1, who, "", source)
-        learned = self._learned_stage()
+        learned = self._own_learned()
         if learned is not None:
             learned.add(key, code)
         self._cache.clear()  # similar answers may change too
@@ -236,7 +236,7 @@ class Coder:
         if text is None or screen(text, self.missing_markers) is not None:
             return False
         read = read_answer(text, self._context(industry), self._context(description))
-        learned = self._learned_stage()
+        learned = self._own_learned()
         removed = learned is not None and learned.remove((read.title, read.industry, read.description), str(code))
         self._cache.clear()
         return bool(removed)
@@ -337,6 +337,14 @@ class Coder:
     # ------------------------------------------------------------ internals
     def _learned_stage(self):
         return next((s for s in self.generator.stages_ if getattr(s, "name", "") == "learned"), None)
+
+    def _own_learned(self):
+        """This coder's learned stage, made its own before it is first changed: coders built
+        on one model share it until then, and one's decisions must not reach another."""
+        if not self._owns_learned:
+            self.model = _own_learned_stage(self.model)
+            self._owns_learned = True
+        return self._learned_stage()
 
     def _with_decision(self, coded: _Coded, decided: Decided, k: int) -> _Coded:
         """The coding of an answer coders decided before: their code first (method

@@ -57,6 +57,8 @@ class _Forest:
         self.n_trees = len(trees)
         self.n_features = int(model.n_features_in_)
         self.baseline = float(np.ravel(model._baseline_prediction)[0])
+        if any(t["is_categorical"].any() for t in trees):
+            raise ValueError("categorical splits are not supported")
         most_leaves = max(int(t["is_leaf"].sum()) for t in trees)
         if most_leaves > 64:
             raise ValueError(f"a tree has {most_leaves} leaves; at most 64 are supported")
@@ -105,8 +107,12 @@ class _Forest:
         self.leaf_start = np.array(leaf_start, np.int64)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Probability of the positive class for each row of finite float32 features ``X``."""
+        """Probability of the positive class for each row of float32 features ``X`` (other
+        dtypes are read as float32, as the ranker learned from them; inf is fine, NaN is not:
+        sklearn sends it the way it learned, which these arrays do not keep)."""
         X = np.asarray(X, np.float32)
+        if np.isnan(X).any():
+            raise ValueError("ranker features must not be NaN")
         out = np.empty(len(X), np.float64)
         for start in range(0, len(X), _CHUNK):
             out[start:start + _CHUNK] = self._raw(X[start:start + _CHUNK])
@@ -139,6 +145,8 @@ class Ranker:
 
     def __init__(self, *, max_iter: int = 200, learning_rate: float = 0.1, max_leaf_nodes: int = 15,
                  random_state: int = 0):
+        if not 2 <= max_leaf_nodes <= 64:  # `_Forest` keeps a tree's leaves as the bits of one integer
+            raise ValueError(f"max_leaf_nodes must be 2..64, got {max_leaf_nodes}")
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes

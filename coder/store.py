@@ -57,8 +57,8 @@ FORMAT_VERSION = 5
 # build produces without changing a feature name or a data file.
 FEATURE_VERSION = 5  # 4: features rounded (FEATURE_DECIMALS); 5: semantic code cosines one dot per pair
 # Libraries whose version can change what a build produces or how its file reads.
-_MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
-_LIBRARIES = (*_MODEL_LIBRARIES, "rapidfuzz", "pandas")
+_MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy")
+_LIBRARIES = (*_MODEL_LIBRARIES, "rapidfuzz", "pandas", "joblib")
 
 
 @lru_cache(maxsize=None)  # a process keeps the libraries it imported; the key is made several times a load

@@ -14,20 +14,36 @@ def fitted():
     return Ranker(max_iter=40).fit(X, y), X, y
 
 
-def test_flat_forest_equals_sklearn_to_the_bit():
+@pytest.mark.parametrize("leaves", [2, 8, 9, 16, 17, 33, 64])
+def test_flat_forest_equals_sklearn_to_the_bit(leaves):
+    """Every leaf-bit width (uint8 .. uint64), ties at thresholds, -0.0 and inf."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    rng = np.random.default_rng(1)
-    X = rng.random((5000, 6)).astype(np.float32)
-    X[:, 2] = np.round(X[:, 2], 2)  # many ties at split thresholds
-    y = (X[:, 0] + 0.3 * X[:, 1] + 0.1 * rng.standard_normal(5000)) > 0.7
-    model = HistGradientBoostingClassifier(max_iter=60, max_leaf_nodes=15, early_stopping=False,
+    rng = np.random.default_rng(leaves)
+    X = rng.standard_normal((4000, 6)).astype(np.float32)
+    X[:, 2] = np.round(X[:, 2], 1)  # many rows exactly at split thresholds
+    X[:, 5] = 0.0  # never split on
+    y = (X[:, 0] + 0.3 * X[:, 1] + 0.5 * rng.standard_normal(4000)) > 0.2
+    model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=leaves, early_stopping=False,
                                            random_state=0).fit(X, y)
     forest = _Forest(model)
-    theirs = model.predict_proba(X)[:, 1]
-    np.testing.assert_array_equal(forest.predict_proba(X), theirs)  # float32 in, chunked
-    np.testing.assert_array_equal(forest.predict_proba(X[:7]), theirs[:7])
-    np.testing.assert_array_equal(forest.predict_proba(X.astype(np.float64)), theirs)
+    probe = np.vstack([X, -np.abs(X[:50]) * 0.0, np.full((3, 6), np.inf, np.float32),
+                       np.full((3, 6), -np.inf, np.float32)]).astype(np.float32)
+    theirs = model.predict_proba(probe)[:, 1]
+    np.testing.assert_array_equal(forest.predict_proba(probe), theirs)  # chunked
+    np.testing.assert_array_equal(forest.predict_proba(probe[:7]), theirs[:7])
+    assert forest.predict_proba(probe[:0]).shape == (0,)
+
+
+def test_the_forest_refuses_nan_and_the_ranker_too_many_leaves():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X = np.random.default_rng(0).random((300, 3)).astype(np.float32)
+    forest = _Forest(HistGradientBoostingClassifier(max_iter=3).fit(X, X[:, 0] > 0.5))
+    with pytest.raises(ValueError, match="NaN"):
+        forest.predict_proba(np.full((1, 3), np.nan, np.float32))
+    with pytest.raises(ValueError, match="max_leaf_nodes"):
+        Ranker(max_leaf_nodes=65)
 
 
 def test_a_fitted_ranker_pickles_without_sklearn(fitted):

@@ -43,9 +43,9 @@ file (JSON: counts, options, byte offsets); CSV/TSV partial output (plain CSV); 
 for the other formats (Parquet, or CSV with a JSON file of column types when pyarrow is not
 installed). Reading them runs nothing, so they are safe to open wherever they came from.
 
-A *model file* is different: ``<model dir>/<scheme>-<key>/model.joblib`` is a joblib pickle
-of the trained model (arrays, scikit-learn estimators and this package's classes), and
-loading a pickle can run code. Its ``manifest.json`` records a SHA-256 checksum that `Coder.load`
+A *model file* is different: ``<model dir>/<scheme>-<key>/model.joblib`` is a pickle of the
+trained model (NumPy and SciPy arrays and this package's classes), and loading a pickle can
+run code. Its ``manifest.json`` records a SHA-256 checksum that `Coder.load`
 checks, which catches a truncated or altered file but not a deliberately made one. Load only
 models you built (``coder build``, or the first run) or got from someone you trust, and point
 ``--model-dir`` only at such folders.

@@ -82,6 +82,8 @@ def top_k_entries(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, n: int, 
 def nonzero_bytes(block: np.ndarray) -> np.ndarray:
     """Flat positions of the non-zero values of a uint8 array, in order: scanned eight bytes at
     a time (a block of edit-distance scores is mostly zeros; NumPy's byte-wise scan is 10x slower)."""
+    if block.dtype.itemsize != 1:
+        raise ValueError(f"nonzero_bytes reads one-byte values, not {block.dtype}")
     flat = np.ascontiguousarray(block).reshape(-1)
     whole = len(flat) - len(flat) % 8
     words = np.flatnonzero(flat[:whole].view(np.uint64))
@@ -102,9 +104,11 @@ BLOCK_BYTES = 8 * 2**20
 
 
 def block_rows(width: int, itemsize: int, limit: int) -> int:
-    """Query rows per dense block of ``width`` columns of ``itemsize`` bytes (at most ``limit``,
-    at least 16): results never depend on it, only memory and speed do."""
-    return max(16, min(limit, BLOCK_BYTES // max(width * itemsize, 1)))
+    """Query rows per dense block of ``width`` columns of ``itemsize`` bytes: as many as fit in
+    `BLOCK_BYTES`, at most ``limit``, but never fewer than 16 (or ``limit`` when it is smaller).
+    Each row's top-k is chosen on its own, so the block size decides memory and speed; a
+    matrix product's last bits can still depend on it (see `coder.stages.semantic`)."""
+    return max(min(16, limit), min(limit, BLOCK_BYTES // max(width * itemsize, 1)))
 
 
 def segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ class FuzzyStage:
     name = "fuzzy"
     FEATURES = ("fuzzy",)
 
+    # ``chunk``: at most this many queries per block of scores (`block_rows` may take fewer).
     def __init__(self, *, k: int = 5, score_cutoff: int = 60, gate: float = 0.9, chunk: int = 2048,
                  workers: int = -1):
         self.k = k
