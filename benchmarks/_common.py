@@ -11,7 +11,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["REPO", "log", "git_state", "git_commit", "latency_summary", "PeakRSS", "vm_hwm", "load_average"]
+__all__ = ["REPO", "log", "git_state", "git_commit", "latency_summary", "PeakRSS", "vm_hwm", "load_average",
+           "built_folder", "zipf_rows"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,6 +20,27 @@ REPO = Path(__file__).resolve().parent.parent
 def log(message: str) -> None:
     """Progress to stderr (stdout carries results)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def built_folder(scheme: str, directory: str | Path) -> Path | None:
+    """Folder of the current build of ``scheme`` in ``directory``, else of the newest stale one
+    (content-addressed folders: a code or library change gives the current build a new name).
+    Here, not in `benchmarks.devsets`, so the speed worker does not import pandas to find it."""
+    from coder.store import model_files
+
+    path, manifest = model_files(scheme, directory)
+    if path.is_file() and manifest.is_file():
+        return path.parent
+    built = [m.parent for m in Path(directory).glob(f"{scheme}-*/manifest.json") if (m.parent / "model.joblib").is_file()]
+    return max(built, key=lambda f: (f / "manifest.json").stat().st_mtime) if built else None
+
+
+def zipf_rows(pool_len: int, n_rows: int, *, exponent: float = 1.1, seed: int = 0):
+    """``n_rows`` indices into a pool, rank r drawn with probability proportional to 1/r**exponent."""
+    import numpy as np
+
+    weights = 1.0 / np.arange(1, pool_len + 1) ** exponent
+    return np.random.default_rng(seed).choice(pool_len, size=n_rows, p=weights / weights.sum())
 
 
 def load_average() -> list[float]:

@@ -55,6 +55,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks._common import built_folder as _built_folder
+from benchmarks._common import zipf_rows
 from benchmarks.messy import make_messy_frame
 
 __all__ = [
@@ -301,12 +303,6 @@ def survey_pool(*, pool_size: int = 20_000, seed: int = 0,
     return list(dict.fromkeys(pairs))
 
 
-def zipf_rows(pool_len: int, n_rows: int, *, exponent: float = 1.1, seed: int = 0) -> np.ndarray:
-    """``n_rows`` indices into a pool, rank r drawn with probability proportional to 1/r**exponent."""
-    weights = 1.0 / np.arange(1, pool_len + 1) ** exponent
-    return np.random.default_rng(seed).choice(pool_len, size=n_rows, p=weights / weights.sum())
-
-
 def survey_like(n_rows: int, *, pool_size: int = 20_000, exponent: float = 1.1, seed: int = 0,
                 entries: Sequence | None = None) -> tuple[list[str], list[str]]:
     """A survey-like list of ``n_rows`` (titles, industries) with Zipf-distributed repeats
@@ -339,18 +335,6 @@ def dev_model_dir(scheme: str = "soc2000", *, without: str | None = None) -> Pat
     from coder._paths import model_dir
 
     return model_dir() / (f"dev-{scheme}" + (f"-without-{without}" if without else ""))
-
-
-def _built_folder(scheme: str, directory: Path) -> Path | None:
-    """Folder of the current build in ``directory``, else of the newest stale one (content-
-    addressed folders: a code or library change gives the current build a new name)."""
-    from coder.store import model_files
-
-    path, manifest = model_files(scheme, directory)
-    if path.is_file() and manifest.is_file():
-        return path.parent
-    built = [m.parent for m in Path(directory).glob(f"{scheme}-*/manifest.json") if (m.parent / "model.joblib").is_file()]
-    return max(built, key=lambda f: (f / "manifest.json").stat().st_mtime) if built else None
 
 
 def recorded_manifest(scheme: str, directory: str | Path) -> dict:

@@ -112,7 +112,7 @@ def _read_inputs(path: str) -> dict[str, Any]:
 
 
 def _survey_rows(inputs: dict[str, Any]) -> tuple[list[str], list[str]]:
-    from benchmarks.devsets import zipf_rows
+    from benchmarks._common import zipf_rows  # not devsets: it imports pandas
 
     pool = inputs["pool"]
     rows = zipf_rows(len(pool), inputs["survey_rows"], exponent=inputs["exponent"], seed=inputs["seed"])
@@ -140,14 +140,14 @@ def _worker_coder(args: argparse.Namespace) -> dict[str, Any]:
         out["load_seconds"] = round(time.perf_counter() - t0, 3)
         out["rss_after_load_mb"] = round(mem.now_mb(), 1)
         # Where load time goes: the manifest check (hashes data, code and the model file).
-        from benchmarks.devsets import model_path
+        from benchmarks._common import built_folder  # not devsets: it imports pandas
         from coder.store import stale_reason
         t0 = time.perf_counter()
         stale_reason(args.scheme, args.model_dir)
         out["load_check_seconds"] = round(time.perf_counter() - t0, 3)
         import hashlib
 
-        path = model_path(args.scheme, args.model_dir)
+        path = built_folder(args.scheme, args.model_dir) / "model.joblib"
         t0 = time.perf_counter()
         hashlib.sha256(path.read_bytes()).hexdigest()
         out["load_checksum_seconds"] = round(time.perf_counter() - t0, 3)

@@ -32,8 +32,9 @@ Key = tuple[str, str, str]  # an answer as read: (title, industry, description),
 
 MAX_TITLE_CHARS = 1000
 # After coding at least this many new answers in one call, freed memory is handed back to the
-# system (`coder._memory`); below it, the batch's temporaries are too small to matter.
-_TRIM_AFTER = 1024
+# system (`coder._memory`: a survey file's resident memory otherwise grows chunk after chunk).
+# Not after each type-ahead title: its few temporaries would only be faulted back in.
+_TRIM_AFTER = 64
 # Literal missing-value markers that survey exports write into text cells (compared after
 # folding case and surrounding space): coded as missing, never as titles ("NaN" is not Nanny).
 MISSING_MARKERS = frozenset({
