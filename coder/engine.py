@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import math
 import re
+import sys
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -183,6 +184,7 @@ class Coder:
         self._cache_size = cache_size
         self.decisions = decisions
         self._owns_learned = False
+        self._texts: tuple[object, list[str]] | None = None
         if decisions is not None:
             learned = self._own_learned()
             for key, code in decisions.decided(self.scheme_name):
@@ -336,6 +338,13 @@ class Coder:
         return (read.title, read.industry, read.description)
 
     # ------------------------------------------------------------ internals
+    def _entry_texts(self) -> list[str]:
+        """The index entries' texts as Python strings, made once per table (not per candidate)."""
+        table = self.generator.table_
+        if self._texts is None or self._texts[0] is not table:
+            self._texts = (table, [str(t) for t in table.entry_text_.tolist()])
+        return self._texts[1]
+
     def _learned_stage(self):
         return next((s for s in self.generator.stages_ if getattr(s, "name", "") == "learned"), None)
 
@@ -418,10 +427,12 @@ class Coder:
         starts = np.searchsorted(q, np.arange(len(keys) + 1))
         # Only each query's first k rows become Candidates: plain Python values, taken once.
         shown = np.flatnonzero(np.arange(len(q)) - starts[q] < k)
-        code_list = [str(c) for c in codes[shown].tolist()]
+        # Shared strings: the result cache holds tens of thousands of candidates.
+        code_list = [sys.intern(str(c)) for c in codes[shown].tolist()]
         conf_list = conf[shown].astype(np.float64).tolist()
-        method_list = [str(m) for m in methods[shown].tolist()]
+        method_list = [sys.intern(str(m)) for m in methods[shown].tolist()]
         entry_list = entries[shown].tolist()
+        texts = self._entry_texts()
         first = np.searchsorted(shown, starts)
         names = {code: self.scheme.title(code) or "" for code in set(code_list)}
         out = []
@@ -433,7 +444,7 @@ class Coder:
                     title=names[code_list[j]],
                     confidence=round(conf_list[j], 4),
                     method=method_list[j],
-                    matched_entry=str(gen.entry_text_[entry_list[j]]),
+                    matched_entry=texts[entry_list[j]],
                 )
                 for j in range(lo, hi)
             )
