@@ -151,27 +151,31 @@ class Server:
                 continue
         return out
 
-    def cpu_by_process(self) -> dict[str, float]:
+    def _by_process(self, read) -> dict[str, object]:
+        """``read(process)`` for each of the server's processes still running, by role."""
         out = {}
         for role, proc in self.processes().items():
             try:
-                times = proc.cpu_times()  # type: ignore[attr-defined]
-            except Exception:
+                out[role] = read(proc)
+            except Exception:  # it has gone
                 continue
-            out[role] = times.user + times.system
         return out
+
+    def cpu_by_process(self) -> dict[str, float]:
+        def cpu(proc) -> float:
+            times = proc.cpu_times()
+            return times.user + times.system
+
+        return self._by_process(cpu)
 
     def memory_by_process(self) -> dict[str, dict[str, float]]:
         """RSS, and USS and PSS (what the process alone holds, and its share of what it shares
         with others) in MB, now."""
-        out = {}
-        for role, proc in self.processes().items():
-            try:
-                m = proc.memory_full_info()  # type: ignore[attr-defined]
-            except Exception:
-                continue
-            out[role] = {k: round(getattr(m, k) / 2**20, 1) for k in ("rss", "uss", "pss") if hasattr(m, k)}
-        return out
+        def memory(proc) -> dict[str, float]:
+            m = proc.memory_full_info()
+            return {k: round(getattr(m, k) / 2**20, 1) for k in ("rss", "uss", "pss") if hasattr(m, k)}
+
+        return self._by_process(memory)
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None

@@ -95,6 +95,15 @@ def _remember_at_once(monkeypatch):
     monkeypatch.setattr(store, "_SETTLE_NS", 0)
 
 
+@pytest.fixture
+def verified_copy(model_copy, monkeypatch):
+    """A model copy loaded once, its checksum remembered: (directory, model file)."""
+    directory, _ = model_copy
+    _remember_at_once(monkeypatch)
+    load_model("soc2000", directory, build=False)
+    return model_copy
+
+
 def test_model_file_is_a_plain_pickle_that_joblib_reads_too(model_copy):
     import joblib  # benchmarks/devsets.py loads stale dev models with joblib.load
 
@@ -105,10 +114,8 @@ def test_model_file_is_a_plain_pickle_that_joblib_reads_too(model_copy):
     assert joblib.load(path).scheme == "soc2000"
 
 
-def test_a_verified_model_loads_again_without_hashing_it(model_copy, monkeypatch):
-    directory, path = model_copy
-    _remember_at_once(monkeypatch)
-    load_model("soc2000", directory, build=False)
+def test_a_verified_model_loads_again_without_hashing_it(verified_copy, monkeypatch):
+    directory, path = verified_copy
     assert (path.parent / store._VERIFIED).is_file()
 
     def no_hashing(_path):
@@ -124,10 +131,8 @@ def test_a_just_written_model_is_checked_but_not_remembered(model_copy):
     assert not (path.parent / store._VERIFIED).exists()
 
 
-def test_an_altered_model_is_refused_even_with_its_size_and_mtime_put_back(model_copy, monkeypatch):
-    directory, path = model_copy
-    _remember_at_once(monkeypatch)
-    load_model("soc2000", directory, build=False)
+def test_an_altered_model_is_refused_even_with_its_size_and_mtime_put_back(verified_copy):
+    directory, path = verified_copy
     assert (path.parent / store._VERIFIED).is_file()
     time.sleep(0.05)  # past the file system's clock tick
     before = path.stat()
@@ -143,20 +148,16 @@ def test_an_altered_model_is_refused_even_with_its_size_and_mtime_put_back(model
         load_model("soc2000", directory, build=False)
 
 
-def test_a_truncated_model_is_refused_after_a_verified_load(model_copy, monkeypatch):
-    directory, path = model_copy
-    _remember_at_once(monkeypatch)
-    load_model("soc2000", directory, build=False)
+def test_a_truncated_model_is_refused_after_a_verified_load(verified_copy):
+    directory, path = verified_copy
     with open(path, "r+b") as fh:
         fh.truncate(path.stat().st_size - 10)
     with pytest.raises(ModelError, match="checksum"):
         load_model("soc2000", directory, build=False)
 
 
-def test_a_forged_marker_does_not_make_an_altered_model_load(model_copy, monkeypatch):
-    directory, path = model_copy
-    _remember_at_once(monkeypatch)
-    load_model("soc2000", directory, build=False)
+def test_a_forged_marker_does_not_make_an_altered_model_load(verified_copy):
+    directory, path = verified_copy
     with open(path, "ab") as fh:
         fh.write(b"tampered")
     marker = path.parent / store._VERIFIED

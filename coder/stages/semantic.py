@@ -95,8 +95,16 @@ class SemanticStage:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.pop("_titles32", None)
+        for derived in ("_titles32", "_qual_known"):
+            state.pop(derived, None)
         return state
+
+    @property
+    def qual_known_(self) -> np.ndarray:
+        """Whether each qualifier has a vector (any known word): derived once, not per batch."""
+        if getattr(self, "_qual_known", None) is None:
+            self._qual_known = np.abs(self.quals_).sum(axis=1) > 0
+        return self._qual_known
 
     @property
     def titles_(self) -> np.ndarray:
@@ -153,6 +161,6 @@ class SemanticStage:
             ind = self._vectors(queries, "industry")
             e_q = pairs.tq[pairs.e_tp]
             qual = self.entry_qual_[pairs.e_entry]
-            has = queries.has_industry[e_q] & (np.abs(self.quals_).sum(axis=1) > 0)[qual]
+            has = queries.has_industry[e_q] & self.qual_known_[qual]
             out["sem_ind"] = pairs.from_entries(np.where(has, _dots(ind, e_q, self.quals_, qual), 0.0))
         return {k: np.asarray(v, np.float32) for k, v in out.items()}
