@@ -9,13 +9,16 @@ threshold. The shipped ranker learns from every fold, the shipped stages from ev
 
 Every random choice is seeded from ``seed``; nothing time- or machine-dependent enters the
 model (build timings go to the manifest), so the same data, seed and library versions give
-the same model.
+the same model. The independent pieces (the folds; then the rankers and the shipped stages)
+run in a pool of worker processes, each piece seeded on its own and single-threaded, so the
+model does not depend on the number of processes or cores either.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,8 +33,11 @@ from .stages import STAGES
 from .training import (LabelledAnswers, QueryMix, Queries, _Context, answer_queries, decided, index_queries,
                        load_answers, seen_sample, survey_weights, vague_queries)
 
-__all__ = ["Model", "build_model", "training_frame", "top1"]
+__all__ = ["Model", "build_jobs", "build_model", "training_frame", "top1"]
 
+# Builds from at least this many index entries use every core by default (a pool of worker
+# processes costs a few seconds to start: more than a small test build takes).
+PARALLEL_ENTRIES = 5000
 # Answers the threshold is chosen on, when there are at least this many.
 MIN_THRESHOLD_ANSWERS = 200
 ANSWER_KINDS = ("answer", "answer_title")
@@ -45,17 +51,114 @@ def _shipped_answers(scheme: str) -> LabelledAnswers | None:
     return load_answers() if scheme == "soc2000" else None
 
 
+@dataclass
+class _Task:
+    """One independent piece of a build: ``fn(*args)``, shown as ``status`` (``units`` of the
+    plan, of ``kind``). A task run in the build process also gets the progress callback and
+    plan as ``progress=``/``plan=`` when ``steps`` (it then reports its own sub-steps)."""
+
+    fn: Callable
+    args: tuple
+    status: str
+    units: float
+    kind: str
+    plain: str | None = None
+    steps: bool = False
+
+
+def _numbered(i: int, fn: Callable, args: tuple):
+    return i, fn(*args)
+
+
+def build_jobs(jobs: int | None, entries: int) -> int:
+    """Worker processes for a build of ``entries`` index entries: ``jobs``, or by default every
+    core for a full-size index and one (no pool to start) for small test builds."""
+    if jobs is not None:
+        if jobs < 1:
+            raise ValueError(f"jobs must be at least 1, got {jobs}")
+        return jobs
+    from joblib import cpu_count
+
+    return cpu_count() if entries >= PARALLEL_ENTRIES else 1
+
+
+def _run(tasks: Sequence[_Task], jobs: int, progress: Callable[[str], None] | None, plan: BuildPlan,
+         phase: str, kind: str, done: Callable[[int, object], None] | None = None) -> list:
+    """Every task's result, in task order; ``done(i, result)`` as each ends.
+
+    One job runs the tasks in turn, each its own progress step. More run them in a process
+    pool, longest first, and the bar moves by an equal share of the phase as each ends. The
+    results are the same either way: each task is seeded on its own.
+    """
+    results: list = [None] * len(tasks)
+    if jobs <= 1 or len(tasks) <= 1:
+        for i, task in enumerate(tasks):
+            extra = {"progress": progress, "plan": plan} if task.steps else {}
+            if not task.steps:
+                step(progress, task.status, task.units, task.kind, plain=task.plain)
+            results[i] = task.fn(*task.args, **extra)
+            if done is not None:
+                done(i, results[i])
+        return results
+    from joblib import Parallel, delayed
+
+    share = sum(task.units for task in tasks) / len(tasks)
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i].units)
+    step(progress, f"{phase}: 0/{len(tasks)} done ({min(jobs, len(tasks))} processes)", share, kind,
+         plain=f"{phase}: {len(tasks)} in {min(jobs, len(tasks))} processes")
+    ended = 0
+    for i, result in Parallel(n_jobs=min(jobs, len(tasks)), return_as="generator_unordered")(
+            delayed(_numbered)(i, tasks[i].fn, tasks[i].args) for i in order):
+        results[i] = result
+        ended += 1
+        if done is not None:
+            done(i, result)
+        if ended < len(tasks):
+            step(progress, f"{phase}: {ended}/{len(tasks)} done", share, kind)
+    return results
+
+
+def _fold_frame(k: int, folds: int, scheme: str, kept: list[IndexEntry], known_answers: list,
+                queries: Queries, stages: Sequence[type] | None, seed: int, answer_weight: float,
+                progress: Callable[[str], None] | None = None, plan: BuildPlan | None = None,
+                ) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """Fold ``k``'s candidate rows and queries (numbered from 0), coded by stages fitted on
+    the other folds' entries ``kept`` and answers ``known_answers``; and the seconds taken."""
+    t0 = time.perf_counter()
+    plan = plan or BuildPlan(folds)
+    step(progress, f"fold {k + 1}/{folds}: fitting the stages", plan.fold_fit, "fit")
+    gen = CandidateGenerator(scheme, stages=stages).fit(kept, seed=seed, decided=known_answers)
+    step(progress, f"fold {k + 1}/{folds}: candidates for {len(queries):,} queries", plan.fold_generate, "generate")
+    cands = gen.generate(queries.titles, queries.industries, queries.descriptions)
+    step(progress, f"fold {k + 1}/{folds}: labelling", plan.fold_label, "label")
+    frame = cands.frame()
+    truth = np.array(queries.truth)
+    kind = np.array(queries.kind)
+    weight = np.where(np.isin(kind, ANSWER_KINDS), answer_weight, 1.0)
+    qs = frame["q"].to_numpy()
+    frame["code"] = gen.codes_[frame["code"].to_numpy()]  # fold-local number -> code string
+    frame["label"] = frame["code"].to_numpy() == truth[qs]
+    frame["kind"] = kind[qs]
+    frame["weight"] = weight[qs]
+    frame["fold"] = k
+    query_frame = pd.DataFrame({"q": np.arange(len(queries)), "kind": kind, "fold": k, "truth": truth,
+                                "weight": weight, "title": queries.titles, "industry": queries.industries,
+                                "description": queries.descriptions})
+    return frame, query_frame, time.perf_counter() - t0
+
+
 def training_frame(
     scheme: str, entries: Sequence[IndexEntry], *, answers: LabelledAnswers | None = None,
     folds: int = 4, seed: int = 0, mix: QueryMix = QueryMix(), stages: Sequence[type] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, jobs: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(candidate rows, queries) for every training query, each coded by stages that never
     saw its fold.
 
     Rows carry the generator's features plus ``q``, ``code``, ``label``, ``fold``, ``kind``,
     ``weight`` and ``group``; queries carry ``q``, ``kind``, ``fold``, ``truth``, ``weight``
-    (a query no stage reached has no rows but still counts as wrong).
+    (a query no stage reached has no rows but still counts as wrong). The queries are drawn
+    in turn (one random stream); the folds are then coded in ``jobs`` processes.
     """
     rng = np.random.default_rng(seed)
     codable = np.flatnonzero([e.code(scheme) is not None for e in entries])
@@ -63,11 +166,10 @@ def training_frame(
     fold_of[codable] = rng.permutation(len(codable)) % folds
     answer_fold = rng.permutation(len(answers)) % folds if answers is not None else np.zeros(0, int)
     weights = survey_weights(entries, scheme)
-    frames, query_frames = [], []
-    offset = 0
-    plan = BuildPlan(folds)
+    jobs = build_jobs(jobs, len(entries))
+    plan = BuildPlan(folds, parallel=jobs > 1)
+    tasks = []
     for k in range(folds):
-        t0 = time.perf_counter()
         step(progress, f"fold {k + 1}/{folds}: making queries", plan.fold_queries, "queries")
         held = np.flatnonzero(fold_of == k)
         kept = [e for e, f in zip(entries, fold_of) if f != k]
@@ -92,29 +194,37 @@ def training_frame(
         # The learned stage sees the other folds' answers: each answer is judged by the
         # decisions made on others, as a new answer will be.
         known_answers = decided(answers, np.flatnonzero(answer_fold != k)) if answers is not None else []
-        step(progress, f"fold {k + 1}/{folds}: fitting the stages", plan.fold_fit, "fit")
-        gen = CandidateGenerator(scheme, stages=stages).fit(kept, seed=seed, decided=known_answers)
-        step(progress, f"fold {k + 1}/{folds}: candidates for {len(queries):,} queries", plan.fold_generate, "generate")
-        cands = gen.generate(queries.titles, queries.industries, queries.descriptions)
-        step(progress, f"fold {k + 1}/{folds}: labelling", plan.fold_label, "label")
-        frame = cands.frame()
-        truth = np.array(queries.truth)
-        kind = np.array(queries.kind)
-        weight = np.where(np.isin(kind, ANSWER_KINDS), mix.answer_weight, 1.0)
-        qs = frame["q"].to_numpy()
-        frame["code"] = gen.codes_[frame["code"].to_numpy()]  # fold-local number -> code string
-        frame["label"] = frame["code"].to_numpy() == truth[qs]
-        frame["kind"] = kind[qs]
-        frame["weight"] = weight[qs]
+        tasks.append(_Task(_fold_frame, (k, folds, scheme, kept, known_answers, queries, stages, seed, mix.answer_weight),
+                           f"fold {k + 1}/{folds}", plan.fold_fit + plan.fold_generate + plan.fold_label, "folds",
+                           steps=True))
+
+    def report(k: int, result) -> None:
+        step(progress, line=f"fold {k + 1}/{folds}: {len(result[1]):,} queries in {result[2]:.0f}s")
+
+    coded = _run(tasks, jobs, progress, plan, "coding the folds", "folds", done=report)
+    frames, query_frames, offset = [], [], 0
+    for frame, query_frame, _ in coded:
         frame["q"] += offset
-        frame["fold"] = k
+        query_frame["q"] += offset
+        offset += len(query_frame)
         frames.append(frame)
-        query_frames.append(pd.DataFrame({"q": np.arange(len(queries)) + offset, "kind": kind, "fold": k,
-                                          "truth": truth, "weight": weight, "title": queries.titles,
-                                          "industry": queries.industries, "description": queries.descriptions}))
-        offset += len(queries)
-        step(progress, line=f"fold {k + 1}/{folds}: {len(queries):,} queries in {time.perf_counter() - t0:.0f}s")
+        query_frames.append(query_frame)
     return pd.concat(frames, ignore_index=True), pd.concat(query_frames, ignore_index=True)
+
+
+def _out_of_fold(X: np.ndarray, labels: np.ndarray, weights: np.ndarray, held: np.ndarray, q: np.ndarray,
+                 seed: int) -> np.ndarray:
+    """Raw scores of the ``held`` rows by a ranker trained on the others."""
+    return Ranker(random_state=seed).fit(X[~held], labels[~held], weights[~held]).raw_scores(X[held], q[held])
+
+
+def _ranker(X: np.ndarray, labels: np.ndarray, weights: np.ndarray, seed: int) -> Ranker:
+    return Ranker(random_state=seed).fit(X, labels, weights)
+
+
+def _generator(scheme: str, entries: Sequence[IndexEntry], stages: Sequence[type] | None, seed: int,
+               known: list) -> CandidateGenerator:
+    return CandidateGenerator(scheme, stages=stages).fit(entries, seed=seed, decided=known)
 
 
 def top1(frame: pd.DataFrame, score: np.ndarray, conf: np.ndarray) -> pd.DataFrame:
@@ -142,6 +252,7 @@ def build_model(
     entries: Sequence[IndexEntry] | None = None, answers: LabelledAnswers | None | str = "shipped",
     folds: int = 4, seed: int = 0, mix: QueryMix = QueryMix(), precision: float = 0.95,
     stages: Sequence[type] | None = None, progress: Callable[[str], None] | None = None,
+    jobs: int | None = None,
 ) -> Model:
     """Build a model for ``scheme`` from the shipped index (and, for SOC2000, the shipped
     labelled answers).
@@ -159,6 +270,9 @@ def build_model(
         How training queries are made (see `coder.training.QueryMix`).
     stages
         Stage classes to use instead of `coder.stages.STAGES` (ablations).
+    jobs
+        Processes to build in (default: every core for a full index, see `build_jobs`); the
+        model is the same for any number.
     precision
         Target precision of ``status="auto"``: the lowest threshold reaching it on
         out-of-fold survey answers (or, without enough of them, survey-like index queries).
@@ -172,21 +286,28 @@ def build_model(
         answers = _shipped_answers(scheme)
     excluded = set(exclude)
     entries = [e for e in entries if e.uid not in excluded]
-    plan = BuildPlan(folds)
+    jobs = build_jobs(jobs, len(entries))
+    plan = BuildPlan(folds, parallel=jobs > 1)
     begin(progress, plan, f"building {scheme}")
     frame, queries = training_frame(scheme, entries, answers=answers, folds=folds, seed=seed, mix=mix,
-                                    stages=stages, progress=progress)
+                                    stages=stages, progress=progress, jobs=jobs)
     features = feature_names(STAGES if stages is None else stages)
     X = frame[list(features)].to_numpy(np.float32)
     labels, weights = frame["label"].to_numpy(), frame["weight"].to_numpy()
     fold, q, groups = frame["fold"].to_numpy(), frame["q"].to_numpy(), frame["group"].to_numpy()
+    # The out-of-fold rankers, the shipped ranker and the shipped stages need nothing from
+    # each other: one pool runs them side by side.
+    tasks = [_Task(_out_of_fold, (X, labels, weights, fold == k, q, seed), f"ranker {k + 1}/{folds + 1}",
+                   plan.fold_ranker, "ranker", plain=f"ranker {k + 1}/{folds + 1}") for k in range(folds)]
+    tasks.append(_Task(_ranker, (X, labels, weights, seed), f"ranker {folds + 1}/{folds + 1}", plan.ranker,
+                       "ranker", plain=f"ranker {folds + 1}/{folds + 1}"))
+    tasks.append(_Task(_generator, (scheme, entries, stages, seed, decided(answers)),
+                       "fitting the shipped stages on every entry", plan.final_fit, "fit",
+                       plain="fitting the shipped stages on every entry"))
+    *scores, ranker, generator = _run(tasks, jobs, progress, plan, "rankers and shipped stages", "ranker")
     out_of_fold = np.zeros(len(frame), np.float32)
-    for k in range(folds):
-        step(progress, f"ranker {k + 1}/{folds + 1}", plan.fold_ranker, "ranker", plain=f"ranker {k + 1}/{folds + 1}")
-        held = fold == k
-        out_of_fold[held] = Ranker(random_state=seed).fit(X[~held], labels[~held], weights[~held]).raw_scores(X[held], q[held])
-    step(progress, f"ranker {folds + 1}/{folds + 1}", plan.ranker, "ranker", plain=f"ranker {folds + 1}/{folds + 1}")
-    ranker = Ranker(random_state=seed).fit(X, labels, weights)
+    for k, held_scores in enumerate(scores):
+        out_of_fold[fold == k] = held_scores
     step(progress, "calibrating", plan.calibrate, "calibrate")
     cal = frame["kind"].isin(CALIBRATION_KINDS).to_numpy()
     if not cal.any():  # no unseen queries or answers (tiny test builds): calibrate on what there is
@@ -199,9 +320,6 @@ def build_model(
     # only through coverage, so the threshold is chosen on the reached ones.
     threshold = choose_threshold(chosen["confidence"].to_numpy(), chosen["label"].to_numpy(), precision=precision)
     thresholds = _group_thresholds(top[top["kind"].isin(CALIBRATION_KINDS)], precision, threshold)
-    step(progress, "fitting the shipped stages on every entry", plan.final_fit, "fit",
-         plain="fitting the shipped stages on every entry")
-    generator = CandidateGenerator(scheme, stages=stages).fit(entries, seed=seed, decided=decided(answers))
     finish(progress)
     info = {
         "scheme": scheme,

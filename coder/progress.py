@@ -254,8 +254,9 @@ class BuildPlan:
     QUERIES, FIT, GENERATE, LABEL = 1.0, 22.0, 7.5, 0.5  # per fold; FIT: stages on every entry
     RANKER, SCORE, CALIBRATE = 16.0, 3.0, 2.0  # RANKER: a ranker on every fold's rows
 
-    def __init__(self, folds: int):
+    def __init__(self, folds: int, *, parallel: bool = False):
         self.folds = folds
+        self.parallel = parallel
         share = (folds - 1) / folds if folds > 1 else 1.0
         self.fold_queries, self.fold_fit = self.QUERIES, self.FIT * share
         self.fold_generate, self.fold_label = self.GENERATE, self.LABEL
@@ -266,6 +267,10 @@ class BuildPlan:
     def kinds(self) -> dict[str, float]:
         """Units of the whole build by kind of step."""
         n = self.folds
+        if self.parallel:  # whole folds, then rankers and the final fit, run side by side
+            return {"queries": n * self.fold_queries,
+                    "folds": n * (self.fold_fit + self.fold_generate + self.fold_label),
+                    "ranker": n * self.fold_ranker + self.ranker + self.final_fit, "calibrate": self.calibrate}
         return {"queries": n * self.fold_queries, "fit": n * self.fold_fit + self.final_fit,
                 "generate": n * self.fold_generate, "label": n * self.fold_label,
                 "ranker": n * self.fold_ranker + self.ranker, "calibrate": self.calibrate}

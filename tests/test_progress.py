@@ -209,7 +209,7 @@ def test_build_drives_a_determinate_bar(tiny_build):
     assert bar.totals == [total]
     positions = [n for n, _ in bar.stops]
     assert positions == sorted(positions) and len(set(positions)) >= 12, "the bar moves step by step"
-    assert positions[-2] == pytest.approx(total - BuildPlan(2).final_fit), "only the final fit left"
+    assert positions[-2] == pytest.approx(total - BuildPlan(2).calibrate), "only the calibration left"
     assert bar.stops[-1] == (total, "finished") and bar.bar is None, "it ends full, and is gone"
     statuses = {now for _, now in bar.stops}
     assert {"fold 1/2: fitting the stages", "fold 2/2: labelling", "ranker 3/3", "calibrating",

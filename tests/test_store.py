@@ -95,3 +95,27 @@ def test_same_data_and_seed_give_the_same_model():
     assert [r.candidates for r in ra] == [r.candidates for r in rb]
     assert a.threshold == b.threshold and a.info == b.info
     assert np.array_equal(a.generator.stages_[3].coef_.toarray(), b.generator.stages_[3].coef_.toarray())
+
+
+def test_the_model_is_the_same_whatever_the_number_of_build_processes():
+    entries, _ = load_index()
+    one, two = (build_model("soc2000", entries=entries[::60], folds=2, answers=None, jobs=jobs) for jobs in (1, 2))
+    assert one.threshold == two.threshold and one.info == two.info and one.thresholds == two.thresholds
+    for name, value in vars(one.ranker.forest_).items():
+        assert np.array_equal(np.asarray(value), np.asarray(vars(two.ranker.forest_)[name])), name
+    assert one.ranker.calibrators_.keys() == two.ranker.calibrators_.keys()
+    for g, (x, y) in one.ranker.calibrators_.items():
+        assert np.array_equal(x, two.ranker.calibrators_[g][0]) and np.array_equal(y, two.ranker.calibrators_[g][1])
+    titles = ["nurse", "bus driver", "manager", "sofware developer", "cleaner", "shop assistant"]
+    industries = ["hospital", None, "pub", None, "school", "supermarket"]
+    assert ([r.candidates for r in Coder(one).code_many(titles, industries)]
+            == [r.candidates for r in Coder(two).code_many(titles, industries)])
+
+
+def test_build_jobs_defaults_to_one_process_for_small_builds():
+    from coder.build import PARALLEL_ENTRIES, build_jobs
+
+    assert build_jobs(None, PARALLEL_ENTRIES - 1) == 1 and build_jobs(3, 10) == 3
+    assert build_jobs(None, PARALLEL_ENTRIES) >= 1
+    with pytest.raises(ValueError, match="at least 1"):
+        build_jobs(0, 10)

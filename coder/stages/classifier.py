@@ -36,7 +36,7 @@ class ClassifierStage:
     name = "classifier"
     FEATURES = ("clf", "clf_full", "clf_desc", "clf_rank", "gap_clf", "q_clf_top", "clf_minor", "centroid")
 
-    def __init__(self, *, k: int = 10, C: float = 1.0, prune: float = 1e-3, n_jobs: int = -1):
+    def __init__(self, *, k: int = 10, C: float = 1.0, prune: float = 1e-3, n_jobs: int | None = None):
         self.k = k
         self.C = C
         self.prune = prune
@@ -50,8 +50,9 @@ class ClassifierStage:
         codable = np.flatnonzero(table.codable_)
         X = table.encoder_.transform([table.docs_[i] for i in codable])
         y = table.entry_code_[codable]
-        # One seeded binary SVM per code, fitted in parallel: each is the same whatever the
-        # number of workers, so the same data and seed give the same weights.
+        # One seeded binary SVM per code: each is the same whatever the number of workers, so
+        # the same data and seed give the same weights. One worker by default (joblib's
+        # default): builds fit whole folds side by side instead (`coder.build`).
         model = OneVsRestClassifier(LinearSVC(C=self.C, random_state=seed), n_jobs=self.n_jobs).fit(X, y)
         self.classes_ = np.asarray(model.classes_)
         coef = np.zeros((X.shape[1], table.n_codes), np.float32)
