@@ -214,6 +214,18 @@ def test_an_answer_gets_the_same_result_alone_and_in_a_batch(coder: Coder):
 
 
 
+def test_distinct_answers_are_coded_a_slice_at_a_time_with_the_same_results(small_coder, monkeypatch):
+    """Slicing a batch's distinct answers bounds its memory and changes nothing."""
+    from coder import engine
+
+    df = pd.read_csv("data/survey_answers_learn.csv", dtype=str, keep_default_na=False).head(40)
+    args = (df["job_title"].tolist(), df["industry"].tolist(), df["job_description"].tolist())
+    whole = Coder(small_coder.model).code_many(*args)
+    monkeypatch.setattr(engine, "_DISTINCT_SLICE", 7)
+    sliced = Coder(small_coder.model).code_many(*args)
+    assert [(r.status, r.candidates) for r in sliced] == [(r.status, r.candidates) for r in whole]
+
+
 def test_a_large_batch_gives_freed_memory_back(small_coder, monkeypatch):
     """A survey run's resident memory stays flat: after a large batch, freed heap pages are
     handed back (glibc keeps them otherwise); small batches do not pay for it."""
