@@ -106,8 +106,10 @@ def suggest(title: str, industry: str | None, description: str | None, k: int, s
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
               help="Where to write models (default: $CODER_MODEL_DIR, else a per-user cache).")
 @click.option("--quiet", is_flag=True, help="No progress messages.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Processes to build in (default: one per core); the model is the same for any number.")
 @handle_errors
-def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool) -> None:
+def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool, jobs: int | None) -> None:
     """(Re)build model files from the shipped data, with a manifest beside each."""
     import time
 
@@ -121,7 +123,7 @@ def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool) -> None:
             started = time.perf_counter()
             progress = _progress(quiet)
             try:
-                model = build_model(name, progress=progress)
+                model = build_model(name, progress=progress, jobs=jobs)
             finally:
                 close = getattr(progress, "close", None)  # a bar: gone, whether the build ended or failed
                 if close is not None:

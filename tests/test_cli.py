@@ -74,8 +74,12 @@ def test_build_writes_model_and_manifest(tmp_path, monkeypatch):
         return real_build(scheme, entries=entries[::9], folds=2, **kwargs)
 
     monkeypatch.setattr(build_module, "build_model", small_build)
-    result = CliRunner().invoke(cli, ["build", "--scheme", "soc90", "--model-dir", str(tmp_path), "--quiet"])
+    seen = []
+    monkeypatch.setattr(build_module, "build_model", lambda scheme, **kw: seen.append(kw["jobs"]) or small_build(scheme, **kw))
+    result = CliRunner().invoke(cli, ["build", "--scheme", "soc90", "--model-dir", str(tmp_path), "--quiet", "--jobs", "1"])
     assert result.exit_code == 0, result.output
+    assert seen == [1]
+    assert CliRunner().invoke(cli, ["build", "--jobs", "0", "--model-dir", str(tmp_path)]).exit_code == 2
     path, manifest = model_files("soc90", tmp_path)
     assert path.is_file() and manifest.is_file()
     assert "soc90: wrote" in result.output and "auto threshold" in result.output
