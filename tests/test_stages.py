@@ -359,3 +359,32 @@ def test_ranking_a_mostly_empty_score_block_equals_ranking_it_as_sparse(shape):
     ours = top_k_entries(rows, cols, block.reshape(-1)[pos], shape[0], 5)
     theirs = top_k_sparse(sp.csr_matrix(block), 5)
     assert (ours.idx == theirs.idx).all() and (ours.score == theirs.score).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 80), st.sampled_from([np.float32, np.uint8]), st.integers(0, 2**31 - 1))
+def test_top_k_entries_orders_as_a_lexsort_with_ties_in_given_order(n, m, dtype, seed):
+    """Best k per row by descending score, ties (and -0.0 against 0.0) in the given order."""
+    from coder.stages.base import top_k_entries
+
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.integers(0, n, m))
+    cols = rng.permutation(m)
+    if dtype is np.uint8:
+        data = rng.integers(1, 6, m).astype(np.uint8)  # few values: many ties
+    else:
+        data = rng.choice(np.array([-0.0, 0.0, 0.25, 0.5, 1.0, np.inf], np.float32), m)
+    k = 3
+    got = top_k_entries(rows, cols, data, n, k)
+    order = np.lexsort((-data.astype(np.float64), rows))
+    for r in range(n):
+        mine = order[rows[order] == r][:k]
+        assert got.idx[r, :len(mine)].tolist() == cols[mine].tolist()
+        assert (got.idx[r, len(mine):] == -1).all()
+
+
+def test_top_k_entries_refuses_scores_float32_would_round():
+    from coder.stages.base import top_k_entries
+
+    with pytest.raises(ValueError, match="float32 or narrower"):
+        top_k_entries(np.zeros(2, np.int64), np.arange(2), np.array([0.1, 0.2]), 1, 1)
