@@ -388,3 +388,17 @@ def test_top_k_entries_refuses_scores_float32_would_round():
 
     with pytest.raises(ValueError, match="float32 or narrower"):
         top_k_entries(np.zeros(2, np.int64), np.arange(2), np.array([0.1, 0.2]), 1, 1)
+
+
+def test_top_k_above_ranks_only_scores_past_the_floor():
+    """The same as `top_k_dense` where scores differ; ties by column; nothing at the floor."""
+    from coder.stages import top_k_above
+
+    rng = np.random.default_rng(3)
+    scores = rng.random((40, 300)).astype(np.float32)
+    dense, above = top_k_dense(scores, 7, min_score=0.6), top_k_above(scores, 7, 0.6)
+    np.testing.assert_array_equal(dense.idx, above.idx)
+    np.testing.assert_array_equal(dense.score, above.score)
+    tied = np.array([[0.5, 0.9, 0.7, 0.9, 0.5]], np.float32)
+    got = top_k_above(tied, 4, 0.5)
+    assert got.idx.tolist() == [[1, 3, 2, -1]] and got.score[0, :3].tolist() == pytest.approx([0.9, 0.9, 0.7])

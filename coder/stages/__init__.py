@@ -10,7 +10,7 @@ scores the earlier stage is reported as the method.
 
 from __future__ import annotations
 
-from .base import Pairs, Proposals, Queries, Stage, TopK, top_k_dense, top_k_sparse
+from .base import Pairs, Proposals, Queries, Stage, TopK, top_k_above, top_k_dense, top_k_sparse
 from .classifier import ClassifierStage
 from .description import DescriptionStage
 from .exact import ExactStage
@@ -20,7 +20,7 @@ from .semantic import SemanticStage
 from .tfidf import TfidfStage
 from .wordcode import WordCodeStage
 
-__all__ = ["STAGES", "Stage", "Queries", "Proposals", "Pairs", "TopK", "top_k_dense", "top_k_sparse"]
+__all__ = ["STAGES", "Stage", "Queries", "Proposals", "Pairs", "TopK", "top_k_above", "top_k_dense", "top_k_sparse"]
 
 STAGES: tuple[type[Stage], ...] = (
     ExactStage,

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
 
-__all__ = ["Stage", "Queries", "Proposals", "Pairs", "TopK", "top_k_dense", "top_k_sparse",
+__all__ = ["Stage", "Queries", "Proposals", "Pairs", "TopK", "top_k_above", "top_k_dense", "top_k_sparse",
            "rank_desc", "group_max", "dense_product", "rowwise_dot", "segments"]
 
 
@@ -53,6 +53,16 @@ def top_k_dense(scores: np.ndarray, k: int, min_score: float = 0.0) -> TopK:
     out.idx[:, :k_eff] = np.where(keep, idx, -1)
     out.score[:, :k_eff] = np.where(keep, sc, 0.0)
     return out
+
+
+def top_k_above(scores: np.ndarray, k: int, min_score: float) -> TopK:
+    """`top_k_dense` for a dense block where few scores pass ``min_score``: only those are
+    ranked (each row's top k by descending score, ties by column), not every column. 15x
+    faster for the semantic search, where a title has ~140 of 20k index titles above 0.5."""
+    scores = np.asarray(scores, np.float32)
+    pos = np.flatnonzero(scores > min_score)
+    rows, cols = np.divmod(pos, scores.shape[1])
+    return top_k_entries(rows, cols, scores.reshape(-1)[pos], scores.shape[0], k)
 
 
 def top_k_sparse(matrix, k: int) -> TopK:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..embed import StaticEmbedder
-from .base import Pairs, Proposals, Queries, block_rows, top_k_dense
+from .base import Pairs, Proposals, Queries, block_rows, top_k_above
 from .description import code_summaries
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,7 +124,7 @@ class SemanticStage:
         for start in range(0, len(rows), step):
             block = rows[start : start + step]
             # float16-stored vectors: a cosine may round past 1.
-            top = top_k_dense(np.minimum(vectors[block] @ self.titles_.T, 1.0), k, min_score=self.min_score)
+            top = top_k_above(np.minimum(vectors[block] @ self.titles_.T, 1.0), k, self.min_score)
             p = Proposals.from_topk(top, "title", block)
             qs.append(p.q), ts.append(p.target), ss.append(p.score)
         if not qs:
