@@ -258,3 +258,18 @@ def test_time_left_learns_how_long_each_kind_of_step_takes(monkeypatch):
     assert bar.seconds_left() == pytest.approx(50.0)
     bar.finish()
     assert bar.bar is None
+
+
+def test_a_build_in_processes_moves_its_bar_as_pieces_end():
+    """With a pool, the folds and then the rankers run side by side: the bar moves as each
+    ends, lines report each fold, and it ends full."""
+    entries, _ = load_index()
+    bar = Recorder()
+    build_model("soc2000", entries=entries[::200], folds=2, answers=None, progress=bar, jobs=2)
+    plan = BuildPlan(2, parallel=True)
+    assert bar.totals == [plan.total] and set(plan.kinds) == {"queries", "folds", "ranker", "calibrate"}
+    positions = [n for n, _ in bar.stops]
+    assert positions == sorted(positions) and bar.stops[-1] == (plan.total, "finished")
+    statuses = [now for _, now in bar.stops]
+    assert "coding the folds: 1/2 done" in statuses and "rankers and shipped stages: 3/4 done" in statuses
+    assert sorted(line.split(":")[0] for line in bar.lines) == ["fold 1/2", "fold 2/2"]
