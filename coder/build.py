@@ -72,10 +72,16 @@ def _numbered(i: int, fn: Callable, args: tuple):
 
 def build_jobs(jobs: int | None, entries: int) -> int:
     """Worker processes for a build of ``entries`` index entries: ``jobs``, or by default every
-    core for a full-size index and one (no pool to start) for small test builds."""
+    core for a full-size index and one (no pool to start) for small test builds. A daemonic
+    process (a multiprocessing worker) may not start processes: it builds in one (joblib would
+    fall back to one too, with a warning)."""
+    import multiprocessing
+
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if multiprocessing.current_process().daemon:
+        return 1
     if jobs is not None:
-        if jobs < 1:
-            raise ValueError(f"jobs must be at least 1, got {jobs}")
         return jobs
     from joblib import cpu_count
 

@@ -119,3 +119,18 @@ def test_build_jobs_defaults_to_one_process_for_small_builds():
     assert build_jobs(None, PARALLEL_ENTRIES) >= 1
     with pytest.raises(ValueError, match="at least 1"):
         build_jobs(0, 10)
+
+
+def _jobs_in_daemon(queue) -> None:
+    from coder.build import build_jobs
+
+    queue.put(build_jobs(4, 50_000))
+
+
+def test_a_daemonic_process_builds_in_one_process():
+    """multiprocessing forbids a daemonic process children: it must not start a pool."""
+    queue = mp.get_context("spawn").Queue()
+    child = mp.get_context("spawn").Process(target=_jobs_in_daemon, args=(queue,), daemon=True)
+    child.start()
+    child.join(60)
+    assert queue.get(timeout=5) == 1
