@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import expit
 
+from ._order import float32_order
+
 if TYPE_CHECKING:  # pragma: no cover
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -35,9 +37,7 @@ def _float32_floor(t: np.ndarray) -> np.ndarray:
 def _sort_key(feature: np.ndarray, x: np.ndarray) -> np.ndarray:
     """uint64 keys ordered as (feature, float32 value): one `searchsorted` then compares every
     feature of a row with its own thresholds (-0.0 is read as 0.0, as a float comparison does)."""
-    bits = (np.asarray(x, np.float32) + np.float32(0.0)).view(np.uint32).astype(np.uint64)
-    ordered = np.where(bits >> np.uint64(31), ~bits & np.uint64(0xFFFFFFFF), bits | np.uint64(0x80000000))
-    return (np.asarray(feature, np.uint64) << np.uint64(32)) | ordered
+    return (np.asarray(feature, np.uint64) << np.uint64(32)) | float32_order(x)
 
 
 class _Forest:

@@ -402,3 +402,4 @@ def test_top_k_above_ranks_only_scores_past_the_floor():
     tied = np.array([[0.5, 0.9, 0.7, 0.9, 0.5]], np.float32)
     got = top_k_above(tied, 4, 0.5)
     assert got.idx.tolist() == [[1, 3, 2, -1]] and got.score[0, :3].tolist() == pytest.approx([0.9, 0.9, 0.7])
+    assert top_k_above(np.zeros((2, 0), np.float32), 3, 0.5).idx.tolist() == [[-1] * 3] * 2
