@@ -132,10 +132,13 @@ class StepBar:
     the rest of that kind's units are expected to take as long per unit; kinds not seen yet
     go at the average so far. The guess counts down between steps (the current step's share
     never below nothing), and is shown once `ETA_FROM` of the work is done. So a machine on
-    which ranker fits are slow (busy cores) corrects the guess after the first ranker.
+    which ranker fits are slow (busy cores) corrects the guess after the first ranker. The
+    bar itself creeps through a running step at the same expected pace (`_redraw`), never
+    past `CREEP` of it before the step ends.
     """
 
     ETA_FROM = 0.05
+    CREEP = 0.9  # the most of a running step's units a tick shows as done
     _FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]"
 
     def __init__(self, say: Callable[[str], None] | None = None, *, file: IO[str] | None = None,
@@ -149,6 +152,7 @@ class StepBar:
         self._left: dict[str, float] = {}  # units per kind not yet done
         self._seen: dict[str, list[float]] = {}  # kind -> [seconds, units] of finished steps
         self._step: tuple[str | None, float, float, str] | None = None  # kind, units, start, status
+        self._base = 0.0  # where the bar stood when the running step began
 
     def __call__(self, message: str) -> None:
         if self.bar is not None:
@@ -162,7 +166,7 @@ class StepBar:
         """Show a bar of ``total`` units (None: no end known); ``kinds`` splits them by kind."""
         self.close()
         with self._lock:
-            self._left, self._seen, self._step = dict(kinds or {}), {}, None
+            self._left, self._seen, self._step, self._base = dict(kinds or {}), {}, None, 0.0
             self.bar = _tqdm(total=total, desc=desc, file=self.file, dynamic_ncols=True, mininterval=0.25,
                              bar_format=self._FORMAT if total else "{desc}: [{elapsed}{postfix}]")
         self._ticker = _Ticker(self._redraw, self.tick) if self.tick else None
@@ -174,6 +178,7 @@ class StepBar:
         with self._lock:
             self._done()
             self._step = (kind, units, time.perf_counter(), status)
+            self._base = self.bar.n if self.bar is not None else 0.0
             self._show()
 
     def finish(self) -> None:
@@ -206,23 +211,27 @@ class StepBar:
             seen[0] += time.perf_counter() - started
             seen[1] += units
             self._left[kind] = max(self._left.get(kind, 0.0) - units, 0.0)
-        if units > 0:
-            if self.bar.total:
-                units = min(units, self.bar.total - self.bar.n)  # never past the end, whatever the weights
-            self.bar.n += units  # drawn with the next step's status (`_show`)
+        if units > 0:  # from where the step began: a guess made while it ran (`_redraw`) is replaced
+            end = self._base + units
+            self.bar.n = max(self.bar.n, min(end, self.bar.total) if self.bar.total else end)  # never past the end
+
+    def _rate(self, kind: str | None) -> float | None:
+        """Seconds per unit expected of ``kind``: as its finished steps went, else the average
+        of all finished steps (None before any)."""
+        timed = [seen for seen in self._seen.values() if seen[1] > 0]
+        if not timed:
+            return None
+        seen = self._seen.get(kind) if kind is not None else None
+        if seen and seen[1] > 0:
+            return seen[0] / seen[1]
+        return sum(s for s, _ in timed) / sum(u for _, u in timed)
 
     def seconds_left(self) -> float | None:
         """The time the rest of the build should take (None until a step was timed)."""
         with self._lock:
-            timed = [seen for seen in self._seen.values() if seen[1] > 0]
-            if not timed:
+            if self._rate(None) is None:
                 return None
-            average = sum(s for s, _ in timed) / sum(u for _, u in timed)
-
-            def rate(kind: str | None) -> float:
-                seen = self._seen.get(kind) if kind is not None else None
-                return seen[0] / seen[1] if seen and seen[1] > 0 else average
-
+            rate = self._rate
             left = sum(units * rate(kind) for kind, units in self._left.items())
             if self._step is not None:  # the running step: what it should still take, not below 0
                 kind, units, started, _ = self._step
@@ -241,7 +250,17 @@ class StepBar:
         bar.refresh()
 
     def _redraw(self) -> None:
+        """A tick: the running step's share moves with the time it should take, up to
+        `CREEP` of it (its end moves the rest), so a long step (a build's folds run side by
+        side for half a minute) never leaves the bar standing."""
         with self._lock:
+            bar, running = self.bar, self._step
+            if bar is not None and bar.total and running is not None and running[1] > 0:
+                kind, units, started, _ = running
+                rate = self._rate(kind)
+                if rate:
+                    done = min((time.perf_counter() - started) / (units * rate), 1.0) * self.CREEP
+                    bar.n = max(bar.n, min(self._base + units * done, bar.total))
             self._show()
 
 

@@ -273,3 +273,25 @@ def test_a_build_in_processes_moves_its_bar_as_pieces_end():
     statuses = [now for _, now in bar.stops]
     assert "coding the folds: 1/2 done" in statuses and "rankers and shipped stages: 3/4 done" in statuses
     assert sorted(line.split(":")[0] for line in bar.lines) == ["fold 1/2", "fold 2/2"]
+
+
+def test_the_bar_creeps_through_a_long_step_at_the_expected_pace(monkeypatch):
+    """Between steps a tick moves the bar by the time the running step should take (never
+    past `CREEP` of it); the step's end puts it exactly at the step's end."""
+    clock = [0.0]
+    monkeypatch.setattr("coder.progress.time.perf_counter", lambda: clock[0])
+    bar = StepBar(file=io.StringIO(), tick=None)
+    bar.begin(100.0, "building", {"fit": 40.0, "folds": 60.0})
+    bar.start("fit", 40.0, "fit")
+    bar._redraw()
+    assert bar.bar.n == 0.0, "nothing timed yet: no guess"
+    clock[0] = 40.0  # fits: 1 s a unit
+    bar.start("folds", 60.0, "folds")
+    assert bar.bar.n == 40.0
+    clock[0] = 70.0  # half the 60 s the folds should take (at the average pace)
+    bar._redraw()
+    assert bar.bar.n == pytest.approx(40.0 + 60.0 * 0.5 * StepBar.CREEP)
+    clock[0] = 500.0  # far longer than expected: it waits short of the step's end
+    bar._redraw()
+    assert bar.bar.n == pytest.approx(40.0 + 60.0 * StepBar.CREEP)
+    bar.finish()
