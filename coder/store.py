@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 5
 # Bump when a change to the stages, features, training queries or ranking changes what a
 # build produces without changing a feature name or a data file.
-FEATURE_VERSION = 6  # 4: features rounded (FEATURE_DECIMALS); 5: semantic code cosines one dot per pair;
-# 6: rankers learn from half the wrong rows, on one thread each
+FEATURE_VERSION = 7  # 4: features rounded (FEATURE_DECIMALS); 5: semantic code cosines one dot per pair;
+# 6: rankers learn from half the wrong rows, on one thread each; 7: semantic ties by column
 # Libraries whose version can change what a build produces or how its file reads.
 _MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy")
 _LIBRARIES = (*_MODEL_LIBRARIES, "rapidfuzz", "pandas", "joblib")
