@@ -17,7 +17,7 @@ from rapidfuzz import fuzz, process
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
 
-from .base import Pairs, Proposals, Queries, TopK, block_rows, nonzero_bytes, top_k_entries
+from .base import Pairs, Proposals, Queries, TopK, block_rows, nonzero_bytes, top_k_at
 
 __all__ = ["FuzzyStage"]
 
@@ -64,9 +64,7 @@ class FuzzyStage:
                 workers=self.workers if len(block) > 16 else 1,
             )
             # Scores under the cutoff are 0, so the matrix is mostly empty: rank the rest.
-            pos = nonzero_bytes(scores)
-            rows, cols = np.divmod(pos, scores.shape[1])
-            top = top_k_entries(rows, cols, scores.reshape(-1)[pos], len(block), self.k)
+            top = top_k_at(scores, nonzero_bytes(scores), self.k)
             out.idx[start : start + len(block)] = top.idx
             out.score[start : start + len(block)] = top.score / 100.0
         return out
