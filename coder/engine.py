@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -103,12 +103,15 @@ def _as_list(values: Iterable | None, n: int) -> list:
     return list(values)
 
 
-def _raw_key(*values: object) -> tuple | None:
+def _raw_key(title: object, industry: object, description: object) -> tuple | None:
     """A dictionary key telling raw answers apart exactly (1 and 1.0 differ as text), or None
     when a value cannot be hashed."""
-    if all(v is None or v.__class__ is str for v in values):  # a str equals only a str
-        return values
-    key = tuple((v.__class__, v) for v in values)
+    # A str equals only a str: plain strings (and None) are their own key. Spelt out, not
+    # `all(...)`: this runs once per input row.
+    if (title.__class__ is str and (industry is None or industry.__class__ is str)
+            and (description is None or description.__class__ is str)):
+        return (title, industry, description)
+    key = tuple((v.__class__, v) for v in (title, industry, description))
     try:
         hash(key)
     except TypeError:
@@ -151,6 +154,15 @@ def _own_learned_stage(model: Model) -> Model:
     return dataclasses.replace(model, generator=generator)
 
 
+class _ReadAnswer(NamedTuple):
+    """A codable answer as given (the Result shows it) and as read (the key it is coded by)."""
+
+    text: str
+    industry: str | None
+    description: str | None
+    key: Key
+
+
 @dataclass(frozen=True)
 class _Coded:
     """What the cache keeps for one distinct answer: everything but the status, which
@@ -186,6 +198,8 @@ class Coder:
         self.missing_markers = frozenset(m.strip().casefold() for m in missing_markers)
         self._cache: OrderedDict[tuple[str, str, str, int], _Coded] = OrderedDict()
         self._cache_size = cache_size
+        self._reads: OrderedDict[tuple, Result | _ReadAnswer] = OrderedDict()
+        self._reads_markers: frozenset[str] | None = None
         self.decisions = decisions
         self._owns_learned = False
         self._texts: tuple[object, list[str]] | None = None
@@ -271,22 +285,31 @@ class Coder:
         descriptions = _as_list(descriptions, len(titles))
         if not len(industries) == len(descriptions) == len(titles):
             raise ValueError(f"{len(titles)} titles, {len(industries)} industries, {len(descriptions)} descriptions")
-        results: list[Result | None] = [None] * len(titles)
-        todo: dict[tuple[str, str, str], list[tuple[int, tuple | None]]] = {}  # -> (row, raw key)
-        # Identical raw answers (a survey file repeats its common ones) are read once: each
-        # distinct one maps to an uncodable Result, or to its key as read.
-        seen: dict[tuple, Result | tuple[str, str, str]] = {}
-        for i, (title, industry, description) in enumerate(zip(titles, industries, descriptions)):
-            raw = _raw_key(title, industry, description)
-            outcome = seen.get(raw) if raw is not None else None
+        # Identical raw answers (a survey file repeats its common ones) are handled once: rows
+        # are numbered by their distinct raw answer, and each distinct one is read and given a
+        # Result; an unhashable one is its own.
+        raws = [_raw_key(t, c, d) for t, c, d in zip(titles, industries, descriptions)]
+        slots: dict[object, int] = {}
+        inverse = [slots.setdefault(object() if raw is None else raw, len(slots)) for raw in raws]
+        firsts = np.unique(np.asarray(inverse, np.int64), return_index=True)[1].tolist() if inverse else []
+        distinct: list[Result | None] = [None] * len(firsts)
+        # -> the distinct raw answers read as that key: (slot, what `_read` made of it)
+        todo: dict[Key, list[tuple[int, _ReadAnswer]]] = {}
+        # Raw answers read in earlier calls are not read again.
+        reads = self._read_memo()
+        for j, i in enumerate(firsts):
+            raw = raws[i]
+            outcome = reads.get(raw) if raw is not None else None
             if outcome is None:
-                outcome = self._read(title, industry, description)
+                outcome = self._read(titles[i], industries[i], descriptions[i])
                 if raw is not None:
-                    seen[raw] = outcome
+                    reads[raw] = outcome
             if isinstance(outcome, Result):
-                results[i] = outcome
+                distinct[j] = outcome
             else:
-                todo.setdefault(outcome, []).append((i, raw))
+                todo.setdefault(outcome.key, []).append((j, outcome))
+        while len(reads) > self._cache_size:
+            reads.popitem(last=False)
         # Coded answers are taken from the cache first and held here, so evicting them while
         # coding the rest of the batch cannot lose them.
         coded: dict[tuple[str, str, str], _Coded] = {}
@@ -306,24 +329,26 @@ class Coder:
         if self.decisions is not None and todo:
             for key, decided in self.decisions.lookup(self.scheme_name, list(todo)).items():
                 coded[key] = self._with_decision(coded[key], decided, k)
-        for key, rows in todo.items():
+        limits: dict[int, float] = {}  # the threshold of each calibration group, looked up once
+        for key, slots_read in todo.items():
             value = coded[key]
-            status, reason = self._status(value)
-            made: dict[tuple, Result] = {}  # Results are immutable: identical rows share one
-            for i, raw in rows:
-                result = made.get(raw) if raw is not None else None
-                if result is None:
-                    result = Result(
-                        str(titles[i]), self._context(industries[i]), self.scheme_name, status, value.candidates,
-                        reason, value.title, value.industry, description=self._context(descriptions[i]),
-                    )
-                    if raw is not None:
-                        made[raw] = result
-                results[i] = result
-        return results  # type: ignore[return-value]
+            status, reason = self._status(value, limits)
+            for j, read in slots_read:
+                distinct[j] = Result(read.text, read.industry, self.scheme_name, status, value.candidates, reason,
+                                     value.title, value.industry, description=read.description)
+        # Results are immutable: the rows of one raw answer share one.
+        return [distinct[j] for j in inverse]  # type: ignore[misc]
 
-    def _read(self, title: object, industry: object, description: object) -> Result | tuple[str, str, str]:
-        """An uncodable answer's Result, or the (title, industry, description) key as read."""
+    def _read_memo(self) -> "OrderedDict[tuple, Result | _ReadAnswer]":
+        """Raw answers already read (`_read`), oldest first, at most ``cache_size`` kept between
+        calls; forgotten when the missing-value markers change."""
+        if self._reads_markers is not self.missing_markers:
+            self._reads.clear()
+            self._reads_markers = self.missing_markers
+        return self._reads
+
+    def _read(self, title: object, industry: object, description: object) -> Result | _ReadAnswer:
+        """An uncodable answer's Result, or the answer as given and as read."""
         text, ind, desc = _text(title), self._context(industry), self._context(description)
         reason = screen(title, self.missing_markers)
         if reason is not None:
@@ -339,7 +364,7 @@ class Coder:
         if reason is not None:
             return Result(text, ind, self.scheme_name, "uncodable", reason=reason, normalised=read.title,
                           description=desc)
-        return (read.title, read.industry, read.description)
+        return _ReadAnswer(text, ind, desc, (read.title, read.industry, read.description))
 
     # ------------------------------------------------------------ internals
     def _entry_texts(self) -> list[str]:
@@ -378,15 +403,20 @@ class Coder:
         """Industry or description text as given, or None when it says nothing."""
         return context_text(value, self.missing_markers)
 
-    def _status(self, coded: _Coded) -> tuple[str, Reason]:
-        """Status from the current threshold, so changing it applies to cached answers too."""
+    def _status(self, coded: _Coded, limits: dict[int, float] | None = None) -> tuple[str, Reason]:
+        """Status from the current threshold, so changing it applies to cached answers too
+        (``limits``: thresholds by group already looked up in this call, added to)."""
         if not coded.candidates:
             return "uncodable", Reason.NO_MATCH
         if coded.vague and not coded.resolved:
             return "refer", Reason.VAGUE
         if coded.group == -1:  # coders decided this answer: their majority code stands
             return ("auto", Reason.NONE) if coded.candidates[0].confidence > 0.5 else ("refer", Reason.CONFLICTING_DECISIONS)
-        if coded.candidates[0].confidence >= self.threshold_for(coded.group):
+        if limits is None:
+            limit = self.threshold_for(coded.group)
+        elif (limit := limits.get(coded.group)) is None:
+            limit = limits[coded.group] = self.threshold_for(coded.group)
+        if coded.candidates[0].confidence >= limit:
             return "auto", Reason.NONE
         return "refer", Reason.LOW_CONFIDENCE
 

@@ -80,6 +80,25 @@ def test_repeated_raw_answers_are_read_once_but_kept_apart_exactly(small_coder: 
     assert [(r.status, r.reason, r.candidates) for r in results] == [(r.status, r.reason, r.candidates) for r in singles]
 
 
+def test_raw_answers_are_read_once_across_calls(small_model_dir, monkeypatch):
+    # A survey file comes in chunks that repeat its common answers: each is read once, at most
+    # ``cache_size`` kept, and the memo is dropped when the missing-value markers change.
+    c = Coder.load("soc2000", model_dir=small_model_dir, build=False, cache_size=3)
+    reads = []
+    real = Coder._read
+    monkeypatch.setattr(Coder, "_read", lambda self, *a: reads.append(a[0]) or real(self, *a))
+    first = c.code_many(["nurse", "teacher", "nurse", "n/a"])
+    again = c.code_many(["teacher", "nurse", "n/a"])
+    assert reads == ["nurse", "teacher", "n/a"]
+    assert [r.text for r in again] == ["teacher", "nurse", "n/a"] and again[2].status == "uncodable"
+    assert (again[0], again[1]) == (first[1], first[0])
+    c.code_many(["chef", "plumber", "porter", "welder"])  # only the last 3 stay
+    c.code_many(["nurse", "welder"])
+    assert reads[-5:] == ["chef", "plumber", "porter", "welder", "nurse"]
+    c.missing_markers = c.missing_markers | {"nurse"}
+    assert c.code("nurse").status == "uncodable" and reads[-1] == "nurse"
+
+
 def test_code_many_accepts_series_and_arrays(small_coder: Coder):
     s = pd.Series(["nurse", "bus driver"], index=[10, 20])
     industries = np.array(["hospital", None], dtype=object)

@@ -214,6 +214,27 @@ def test_classifier_reads_title_and_industry_apart(table):
     assert full[0, petrol] > title[0, petrol]
 
 
+def test_fields_share_one_encoding_of_each_distinct_text(table):
+    # A title without an industry is its own "full" text; repeated strings are encoded once.
+    # Every field's rows must be what encoding it alone gives.
+    titles, inds, descs = ["nurse", "bus driver", "nurse", "shop manager"], ["", "buses", "", "bus driver"], \
+        ["", "drive a bus", "care", "nurse"]
+    queries = Queries(titles, inds, descs, table)
+    for name in Queries.FIELDS:
+        expected = table.encoder_.transform(queries.texts(name))
+        got = queries.vectors(name)
+        assert got.shape == expected.shape and (got != expected).nnz == 0, name
+    assert queries.full_rows.tolist() == [1, 3]
+
+
+def test_classifier_scores_titles_without_industry_once(table):
+    stage = ClassifierStage(k=3).fit(table)
+    q = Queries(["sales assistant", "nurse", "bus driver"], ["petrol station", "", "buses"], ["", "", ""], table)
+    full = stage._scores(q, "full")
+    assert np.array_equal(full, stage.scores(q.vectors("full")))  # as if every row were scored
+    assert np.array_equal(full[1], stage._scores(q, "title")[1])
+
+
 def test_wordcode_weighs_head_modifier_and_context(table):
     stage = WordCodeStage().fit(table)
     queries = Queries(["night manager", "staff nurse", "zzz"], ["public house", "", ""], ["", "", "drive a bus"], table)

@@ -267,10 +267,25 @@ class Queries:
             else:
                 wanted.append((name, texts))
         if wanted:
-            rows = encoder.transform([t for _, texts in wanted for t in texts])
+            # Each distinct string once: a title without an industry is its own "full" text,
+            # and industries and descriptions repeat within a batch.
+            slots: dict[str, int] = {}
+            where = [slots.setdefault(t, len(slots)) for _, texts in wanted for t in texts]
+            rows = encoder.transform(list(slots))
+            if len(slots) < len(where):
+                rows = rows[np.asarray(where, np.int64)]
             for i, (name, _) in enumerate(wanted):
                 self._vectors[name] = rows if len(wanted) == 1 else rows[i * self.n:(i + 1) * self.n]
         self._vectors.setdefault("full", self._vectors["title"])
+
+    @property
+    def full_rows(self) -> np.ndarray:
+        """The queries whose "full" text is not just the title (they have an industry)."""
+        if "full_rows" not in self.scratch:
+            self.scratch["full_rows"] = np.flatnonzero(
+                [f != t for f, t in zip(self.texts("full"), self.titles)]) if self.has_industry.any() else \
+                np.zeros(0, np.int64)
+        return self.scratch["full_rows"]  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,14 @@ class ClassifierStage:
     def _scores(self, queries: Queries, name: str) -> np.ndarray:
         key = f"{self.name}:{name}"
         if key not in queries.scratch:
-            if name == "full" and not queries.has_industry.any():
-                queries.scratch[key] = self._scores(queries, "title")
+            if name == "full":
+                # Only the rows with an industry differ from the title's: a row is scored on
+                # its own, so the others are the title's scores to the bit.
+                rows, scores = queries.full_rows, self._scores(queries, "title")
+                if len(rows):
+                    scores = scores.copy()
+                    scores[rows] = self.scores(queries.vectors("full")[rows])
+                queries.scratch[key] = scores
             else:
                 queries.scratch[key] = self.scores(queries.vectors(name))
         return queries.scratch[key]  # type: ignore[return-value]
