@@ -424,3 +424,11 @@ def test_top_k_above_ranks_only_scores_past_the_floor():
     got = top_k_above(tied, 4, 0.5)
     assert got.idx.tolist() == [[1, 3, 2, -1]] and got.score[0, :3].tolist() == pytest.approx([0.9, 0.9, 0.7])
     assert top_k_above(np.zeros((2, 0), np.float32), 3, 0.5).idx.tolist() == [[-1] * 3] * 2
+    # ``cap`` clips only what passes, as clipping the whole block first would (ties included).
+    over = np.array([[1.02, 0.4, 1.01, 0.97, 0.55, 0.61, 1.0, 0.3, 0.9]], np.float32)
+    for capped, clipped in ((top_k_above(over, 5, 0.5, cap=1.0), top_k_above(np.minimum(over, 1.0), 5, 0.5)),
+                            (top_k_above(scores, 7, 0.6, cap=0.8), top_k_above(np.minimum(scores, 0.8), 7, 0.6))):
+        np.testing.assert_array_equal(capped.idx, clipped.idx)
+        np.testing.assert_array_equal(capped.score, clipped.score)
+    assert top_k_above(over, 5, 0.5, cap=1.0).idx.tolist() == [[0, 2, 6, 3, 8]]
+    assert (top_k_above(over, 5, 1.0, cap=1.0).idx == -1).all()

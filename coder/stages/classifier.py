@@ -88,7 +88,9 @@ class ClassifierStage:
                 # Only the rows with an industry differ from the title's: a row is scored on
                 # its own, so the others are the title's scores to the bit.
                 rows, scores = queries.full_rows, self._scores(queries, "title")
-                if len(rows):
+                if len(rows) == queries.n:  # every row (one type-ahead title with an industry)
+                    scores = self.scores(queries.vectors("full"))
+                elif len(rows):
                     scores = scores.copy()
                     scores[rows] = self.scores(queries.vectors("full")[rows])
                 queries.scratch[key] = scores

@@ -124,7 +124,7 @@ class SemanticStage:
         for start in range(0, len(rows), step):
             block = rows[start : start + step]
             # float16-stored vectors: a cosine may round past 1.
-            top = top_k_above(np.minimum(vectors[block] @ self.titles_.T, 1.0), k, self.min_score)
+            top = top_k_above(vectors[block] @ self.titles_.T, k, self.min_score, cap=1.0)
             p = Proposals.from_topk(top, "title", block)
             qs.append(p.q), ts.append(p.target), ss.append(p.score)
         if not qs:
