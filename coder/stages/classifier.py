@@ -53,7 +53,10 @@ class ClassifierStage:
         # One seeded binary SVM per code: each is the same whatever the number of workers, so
         # the same data and seed give the same weights. One worker by default (joblib's
         # default): builds fit whole folds side by side instead (`coder.build`).
-        model = OneVsRestClassifier(LinearSVC(C=self.C, random_state=seed), n_jobs=self.n_jobs).fit(X, y)
+        # liblinear reads float64: converted once here, not once per code (353 copies, 14% of
+        # the fit's time; the same weights).
+        model = OneVsRestClassifier(LinearSVC(C=self.C, random_state=seed), n_jobs=self.n_jobs).fit(
+            X.astype(np.float64), y)
         self.classes_ = np.asarray(model.classes_)
         coef = np.zeros((X.shape[1], table.n_codes), np.float32)
         intercept = np.full(table.n_codes, -10.0, np.float32)  # codes never seen: never proposed
