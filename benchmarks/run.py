@@ -173,6 +173,7 @@ def _worker_coder(args: argparse.Namespace) -> dict[str, Any]:
         times = []
         for t, i in inputs["latency"]:
             single._cache.clear()
+            single._reads.clear()  # the memo of raw answers read (each title here is new anyway)
             tokens.cache_clear()
             t0 = time.perf_counter()
             single.code(t, i)
