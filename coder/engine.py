@@ -219,8 +219,8 @@ class Coder:
         answer: index hit or not, with a description or not) by one number; ``cache_size``
         bounds the memo of coded answers, and that of raw answers read; ``decisions`` is a
         store of coders' decisions (an answer decided before gets its decided code, method
-        ``learned``; similar answers get it as evidence). A `Coder` is not thread-safe: use one per thread, or serialise calls
-        (as the HTTP service does).
+        ``learned``; similar answers get it as evidence). A `Coder` is not thread-safe: use
+        one per thread, or serialise calls (as the HTTP service does).
         """
         return cls(load_model(scheme, model_dir, build=build, progress=progress),
                    threshold=threshold, cache_size=cache_size, decisions=decisions)
