@@ -44,6 +44,7 @@ import math
 import os
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -70,6 +71,14 @@ SOURCES = ("clerical", "imported", "override")
 STORE_ENV = "CODER_STORE"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0  # a writer waits this long for another to finish before giving up
+# Connections of one process are set up one at a time (see `DecisionStore._open`).
+_SETUP_LOCK = threading.Lock()
+
+
+def _contended(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection held the file (worth another try)."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 FEW_KEYS = 64  # lookups of up to this many answers query the file per answer (no table scan)
 
 _SCHEMA = """
@@ -328,19 +337,43 @@ class DecisionStore:
             except OSError as exc:
                 raise InputError(f"cannot create the decision store's folder {self.path.parent}: "
                                  f"{exc.strerror or exc}") from None
-        try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self._ensure_schema(conn)
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"{self.path} is not a usable decision store ({exc}); give another "
-                             "--store path or move this file away") from None
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                conn = self._open()
+                break
+            except sqlite3.OperationalError as exc:
+                # Switching a new file to WAL, or creating its tables, while another connection
+                # does the same can fail at once with "locked" or "busy", without the busy
+                # timeout: try again until the timeout has passed.
+                if not _contended(exc) or time.monotonic() > deadline:
+                    raise self._unusable(exc) from None
+                time.sleep(0.02)
+            except sqlite3.DatabaseError as exc:
+                raise self._unusable(exc) from None
         local.conn, local.pid, local.cache = conn, os.getpid(), {}
         return conn
+
+    def _open(self) -> sqlite3.Connection:
+        """A new connection, in WAL mode with the busy timeout, the schema in place. One thread
+        of this process at a time sets one up (other processes are waited for by `_connection`)."""
+        with _SETUP_LOCK:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                self._ensure_schema(conn)
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+    def _unusable(self, exc: sqlite3.DatabaseError) -> InputError:
+        return InputError(f"{self.path} is not a usable decision store ({exc}); give another "
+                          "--store path or move this file away")
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()

@@ -281,6 +281,31 @@ def test_threads_share_one_store(store):
     assert not errors and store.count() == 100
 
 
+def test_threads_opening_a_new_store_at_once_all_get_in(tmp_path):
+    # Several connections switching a new file to WAL at once: SQLite refuses some at once
+    # ("database is locked", no busy timeout); each must wait its turn instead (it failed in
+    # about 3% of these rounds before).
+    for round_ in range(40):
+        store = DecisionStore(tmp_path / f"store{round_}.sqlite")
+        errors: list[BaseException] = []
+        start = threading.Barrier(6)
+
+        def work() -> None:
+            try:
+                start.wait()
+                with store.transaction():
+                    pass
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, (round_, errors[0])
+
+
 def test_default_path_is_beside_the_models(monkeypatch, tmp_path):
     monkeypatch.delenv("CODER_STORE", raising=False)
     monkeypatch.setenv("CODER_MODEL_DIR", str(tmp_path / "models"))
