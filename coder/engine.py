@@ -105,13 +105,14 @@ def _as_list(values: Iterable | None, n: int) -> list:
 
 def _raw_key(title: object, industry: object, description: object) -> tuple | None:
     """A dictionary key telling raw answers apart exactly (1 and 1.0 differ as text), or None
-    when a value cannot be hashed."""
+    when a value cannot be hashed. Missing values (None, NaN, NA) are all None: they read
+    the same, and NaN equals nothing, not even another NaN."""
     # A str equals only a str: plain strings (and None) are their own key. Spelt out, not
     # `all(...)`: this runs once per input row.
     if (title.__class__ is str and (industry is None or industry.__class__ is str)
             and (description is None or description.__class__ is str)):
         return (title, industry, description)
-    key = tuple((v.__class__, v) for v in (title, industry, description))
+    key = tuple(None if _is_missing(v) else (v.__class__, v) for v in (title, industry, description))
     try:
         hash(key)
     except TypeError:

@@ -99,6 +99,20 @@ def test_raw_answers_are_read_once_across_calls(small_model_dir, monkeypatch):
     assert c.code("nurse").status == "uncodable" and reads[-1] == "nurse"
 
 
+def test_missing_values_share_one_reading(small_model_dir, monkeypatch):
+    # A float column's NaNs are distinct objects and NaN equals nothing: without care each
+    # row would be read (and kept in the memo) on its own.
+    c = Coder.load("soc2000", model_dir=small_model_dir, build=False)
+    reads = []
+    real = Coder._read
+    monkeypatch.setattr(Coder, "_read", lambda self, *a: reads.append(a) or real(self, *a))
+    titles = ["nurse", "teacher"] * 50
+    results = c.code_many(titles, pd.Series([np.nan] * 100, dtype=float), np.full(100, np.nan))
+    assert len(reads) == 2 and [r.text for r in results] == titles
+    assert all(r.industry is None and r.description is None for r in results)
+    assert c.code_many([float("nan"), None, pd.NA])[0].status == "uncodable" and len(reads) == 3
+
+
 def test_code_many_accepts_series_and_arrays(small_coder: Coder):
     s = pd.Series(["nurse", "bus driver"], index=[10, 20])
     industries = np.array(["hospital", None], dtype=object)
