@@ -196,11 +196,11 @@ class Coder:
         self.scheme_name = model.scheme
         self.scheme: Scheme = load_scheme(model.scheme)
         self._threshold = None if threshold is None else float(threshold)
-        self.missing_markers = frozenset(m.strip().casefold() for m in missing_markers)
         self._cache: OrderedDict[tuple[str, str, str, int], _Coded] = OrderedDict()
         self._cache_size = cache_size
+        # Raw answers already read (`_read`), oldest first, at most ``cache_size`` kept.
         self._reads: OrderedDict[tuple, Result | _ReadAnswer] = OrderedDict()
-        self._reads_markers: frozenset[str] | None = None
+        self.missing_markers = missing_markers
         self.decisions = decisions
         self._owns_learned = False
         self._texts: tuple[object, list[str]] | None = None
@@ -264,6 +264,16 @@ class Coder:
         return bool(removed)
 
     @property
+    def missing_markers(self) -> frozenset[str]:
+        """Cell values read as missing (compared after folding case and surrounding space)."""
+        return self._markers
+
+    @missing_markers.setter
+    def missing_markers(self, markers: Iterable[str]) -> None:
+        self._markers = frozenset(m.strip().casefold() for m in markers)
+        self._reads.clear()  # what was read with the old markers
+
+    @property
     def generator(self) -> CandidateGenerator:
         return self.model.generator
 
@@ -297,7 +307,7 @@ class Coder:
         # -> the distinct raw answers read as that key: (slot, what `_read` made of it)
         todo: dict[Key, list[tuple[int, _ReadAnswer]]] = {}
         # Raw answers read in earlier calls are not read again.
-        reads = self._read_memo()
+        reads = self._reads
         for j, i in enumerate(firsts):
             raw = raws[i]
             outcome = reads.get(raw) if raw is not None else None
@@ -330,23 +340,14 @@ class Coder:
         if self.decisions is not None and todo:
             for key, decided in self.decisions.lookup(self.scheme_name, list(todo)).items():
                 coded[key] = self._with_decision(coded[key], decided, k)
-        limits: dict[int, float] = {}  # the threshold of each calibration group, looked up once
         for key, slots_read in todo.items():
             value = coded[key]
-            status, reason = self._status(value, limits)
+            status, reason = self._status(value)
             for j, read in slots_read:
                 distinct[j] = Result(read.text, read.industry, self.scheme_name, status, value.candidates, reason,
                                      value.title, value.industry, description=read.description)
         # Results are immutable: the rows of one raw answer share one.
         return [distinct[j] for j in inverse]  # type: ignore[misc]
-
-    def _read_memo(self) -> "OrderedDict[tuple, Result | _ReadAnswer]":
-        """Raw answers already read (`_read`), oldest first, at most ``cache_size`` kept between
-        calls; forgotten when the missing-value markers change."""
-        if self._reads_markers is not self.missing_markers:
-            self._reads.clear()
-            self._reads_markers = self.missing_markers
-        return self._reads
 
     def _read(self, title: object, industry: object, description: object) -> Result | _ReadAnswer:
         """An uncodable answer's Result, or the answer as given and as read."""
@@ -404,20 +405,15 @@ class Coder:
         """Industry or description text as given, or None when it says nothing."""
         return context_text(value, self.missing_markers)
 
-    def _status(self, coded: _Coded, limits: dict[int, float] | None = None) -> tuple[str, Reason]:
-        """Status from the current threshold, so changing it applies to cached answers too
-        (``limits``: thresholds by group already looked up in this call, added to)."""
+    def _status(self, coded: _Coded) -> tuple[str, Reason]:
+        """Status from the current threshold, so changing it applies to cached answers too."""
         if not coded.candidates:
             return "uncodable", Reason.NO_MATCH
         if coded.vague and not coded.resolved:
             return "refer", Reason.VAGUE
         if coded.group == -1:  # coders decided this answer: their majority code stands
             return ("auto", Reason.NONE) if coded.candidates[0].confidence > 0.5 else ("refer", Reason.CONFLICTING_DECISIONS)
-        if limits is None:
-            limit = self.threshold_for(coded.group)
-        elif (limit := limits.get(coded.group)) is None:
-            limit = limits[coded.group] = self.threshold_for(coded.group)
-        if coded.candidates[0].confidence >= limit:
+        if coded.candidates[0].confidence >= self.threshold_for(coded.group):
             return "auto", Reason.NONE
         return "refer", Reason.LOW_CONFIDENCE
 

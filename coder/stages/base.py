@@ -302,9 +302,8 @@ class Queries:
     def full_rows(self) -> np.ndarray:
         """The queries whose "full" text is not just the title (they have an industry)."""
         if "full_rows" not in self.scratch:
-            self.scratch["full_rows"] = np.flatnonzero(
-                [f != t for f, t in zip(self.texts("full"), self.titles)]) if self.has_industry.any() else \
-                np.zeros(0, np.int64)
+            differ = [f != t for f, t in zip(self.texts("full"), self.titles)] if self.has_industry.any() else []
+            self.scratch["full_rows"] = np.flatnonzero(np.asarray(differ, bool))
         return self.scratch["full_rows"]  # type: ignore[return-value]
 
 
