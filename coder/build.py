@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,14 +27,17 @@ import pandas as pd
 from .candidates import CandidateGenerator, feature_names
 from .index import IndexEntry, load_index
 from .model import Model
-from .progress import BuildPlan, begin, finish, step
+from .progress import BuildPlan, ShippedPlan, begin, finish, step
 from .rank import Ranker, choose_threshold, ordered, share_out
 from .schemes import load_scheme
 from .stages import STAGES
 from .training import (LabelledAnswers, QueryMix, Queries, _Context, answer_queries, decided, index_queries,
                        load_answers, seen_sample, survey_weights, vague_queries)
 
-__all__ = ["Model", "build_jobs", "build_model", "training_frame", "top1"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .shipped import ShippedRanker
+
+__all__ = ["Model", "build_from_ranker", "build_jobs", "build_model", "default_model", "training_frame", "top1"]
 
 # Builds from at least this many index entries use every core by default (a pool of worker
 # processes costs a few seconds to start: more than a small test build takes).
@@ -47,7 +51,7 @@ ANSWER_KINDS = ("answer", "answer_title")
 CALIBRATION_KINDS = ("unseen", *ANSWER_KINDS)
 
 
-def _shipped_answers(scheme: str) -> LabelledAnswers | None:
+def shipped_answers(scheme: str) -> LabelledAnswers | None:
     return load_answers() if scheme == "soc2000" else None
 
 
@@ -289,7 +293,7 @@ def build_model(
         entries, report = load_index()
         problems = report.problems
     if isinstance(answers, str):
-        answers = _shipped_answers(scheme)
+        answers = shipped_answers(scheme)
     excluded = set(exclude)
     entries = [e for e in entries if e.uid not in excluded]
     jobs = build_jobs(jobs, len(entries))
@@ -349,6 +353,58 @@ def build_model(
     info["calibration"]["group_thresholds"] = {str(g): t for g, t in thresholds.items()}
     return Model(scheme=scheme, generator=generator, ranker=ranker, threshold=threshold, info=info,
                  thresholds=thresholds)
+
+
+def build_from_ranker(
+    scheme: str, shipped: ShippedRanker, *, entries: Sequence[IndexEntry] | None = None,
+    answers: LabelledAnswers | None | str = "shipped", seed: int = 0, stages: Sequence[type] | None = None,
+    jobs: int | None = None,
+) -> Model:
+    """The model `build_model` makes (with the same arguments as the full build that exported
+    ``shipped``), from that build's ranker, thresholds and figures: only the stages are
+    fitted, on every entry, as the full build fits them last. The classifier's one-vs-rest
+    SVMs are spread over ``jobs`` processes (the same weights for any number)."""
+    from joblib import parallel_config
+
+    scheme = load_scheme(scheme).name
+    if entries is None:
+        entries, _ = load_index()
+    if isinstance(answers, str):
+        answers = shipped_answers(scheme)
+    with parallel_config(n_jobs=build_jobs(jobs, len(entries))):
+        generator = _generator(scheme, entries, stages, seed, decided(answers))
+    return Model(scheme=scheme, generator=generator, ranker=shipped.ranker, threshold=shipped.threshold,
+                 info=shipped.info, thresholds=shipped.thresholds)
+
+
+def default_model(scheme: str = "soc2000", *, full: bool = False, progress: Callable[[str], None] | None = None,
+                  jobs: int | None = None) -> tuple[Model, dict]:
+    """The default model of ``scheme`` (what `coder.Coder.load` builds) and how it was made:
+    from the shipped ranker when it was exported for these features and data and this
+    build codes its probe queries as the full build did (`coder.shipped`), else (or when
+    ``full``) by a full cross-fitted build. Both give the same model."""
+    from .shipped import find_ranker, probe_queries
+
+    scheme = load_scheme(scheme).name
+    shipped, why = (None, "a full build was asked for") if full else find_ranker(scheme)
+    if shipped is not None:
+        plan = ShippedPlan()
+        begin(progress, plan, f"building {scheme} from its shipped ranker")
+        step(progress, "fitting the stages on every entry", plan.FIT, "fit",
+             plain=f"building {scheme} from its shipped ranker: fitting the stages on every entry")
+        entries, _ = load_index()
+        answers = shipped_answers(scheme)
+        model = build_from_ranker(scheme, shipped, entries=entries, answers=answers, jobs=jobs)
+        step(progress, "checking the probe queries", plan.CHECK, "check")
+        reason, moved = shipped.mismatch(model, probe_queries(scheme, entries, answers))
+        if reason is None:
+            finish(progress)
+            return model, {"ranker": "shipped", "file": shipped.path.name, "exported_with": shipped.exported_with,
+                           "probe_max_difference": moved}
+        why = f"the shipped ranker does not fit these stages: {reason}"
+        step(progress, line=f"{why}; building in full")
+    model = build_model(scheme, progress=progress, jobs=jobs)
+    return model, {"ranker": "cross-fitted", "why": why}
 
 
 def _group_thresholds(top: pd.DataFrame, precision: float, fallback: float, *, min_queries: int = 150) -> dict[int, float]:

@@ -108,12 +108,21 @@ def suggest(title: str, industry: str | None, description: str | None, k: int, s
 @click.option("--quiet", is_flag=True, help="No progress messages.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Processes to build in (default: one per core); the model is the same for any number.")
+@click.option("--full", is_flag=True,
+              help="Cross-fit the ranker and calibration here instead of taking the shipped ones (same model, ~5x longer).")
+@click.option("--export-rankers", type=click.Path(file_okay=False), default=None,
+              help="Also write each model's ranker, thresholds and probe results here (implies --full); "
+                   "the shipped ones are in coder/rankers.")
 @handle_errors
-def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool, jobs: int | None) -> None:
-    """(Re)build model files from the shipped data, with a manifest beside each."""
+def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool, jobs: int | None, full: bool,
+          export_rankers: str | None) -> None:
+    """(Re)build model files from the shipped data, with a manifest beside each.
+
+    The ranker and calibration come from a full build shipped with the package when they
+    match this data and code (the stages are then the only fit); --full cross-fits them."""
     import time
 
-    from .build import build_model
+    from .build import default_model
     from .schemes import load_scheme
     from .store import build_lock, save_model
 
@@ -123,19 +132,27 @@ def build(schemes: tuple[str, ...], model_dir: str | None, quiet: bool, jobs: in
             started = time.perf_counter()
             progress = _progress(quiet)
             try:
-                model = build_model(name, progress=progress, jobs=jobs)
+                model, provenance = default_model(name, full=full or export_rankers is not None, progress=progress,
+                                                  jobs=jobs)
             finally:
                 close = getattr(progress, "close", None)  # a bar: gone, whether the build ended or failed
                 if close is not None:
                     close()
-            path = save_model(model, model_dir, build_seconds=round(time.perf_counter() - started, 1))
+            path = save_model(model, model_dir, build_seconds=round(time.perf_counter() - started, 1),
+                              provenance=provenance)
         cal = model.info["calibration"]
         basis = cal[cal["threshold_chosen_on"]]
+        source = "shipped ranker" if provenance["ranker"] == "shipped" else "ranker cross-fitted here"
         click.echo(
-            f"{name}: wrote {path.parent} in {time.perf_counter() - started:.0f}s (auto threshold "
+            f"{name}: wrote {path.parent} in {time.perf_counter() - started:.0f}s ({source}; auto threshold "
             f"{cal['threshold']:.3f}: on out-of-fold {cal['threshold_chosen_on']} queries, top-1 {basis['top1']:.3f}, "
             f"auto {basis['auto_coverage']:.1%} at precision {basis['auto_precision'] or 0:.3f})"
         )
+        if export_rankers is not None:
+            from .shipped import export_ranker
+
+            files = export_ranker(model, export_rankers)
+            click.echo(f"{name}: exported {', '.join(str(f) for f in files)}")
 
 
 # `learn` lives in the module `suggest` already needs (its --store option), so it costs nothing.

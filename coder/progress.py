@@ -299,6 +299,21 @@ class BuildPlan:
         return sum(self.kinds.values())
 
 
+class ShippedPlan:
+    """The build bar of a model from a shipped ranker (`coder.shipped`): the stages fitted on
+    every entry (the classifier's codes spread over the cores), then the probe check."""
+
+    FIT, CHECK = 14.0, 1.0
+
+    @property
+    def kinds(self) -> dict[str, float]:
+        return {"fit": self.FIT, "check": self.CHECK}
+
+    @property
+    def total(self) -> float:
+        return self.FIT + self.CHECK
+
+
 def build_progress(say: Callable[[str], None] | None, bar: bool) -> Callable[[str], None] | None:
     """What to pass build code as ``progress``: a `StepBar` writing lines through ``say`` when
     ``bar`` (stderr is a terminal), else ``say`` itself (plain lines, or None for silence)."""
@@ -307,7 +322,7 @@ def build_progress(say: Callable[[str], None] | None, bar: bool) -> Callable[[st
     return StepBar(say)
 
 
-def begin(progress: Callable[[str], None] | None, plan: BuildPlan, desc: str) -> None:
+def begin(progress: Callable[[str], None] | None, plan: BuildPlan | ShippedPlan, desc: str) -> None:
     """Start a determinate bar for ``plan`` when ``progress`` is a `StepBar` (else nothing)."""
     if isinstance(progress, StepBar):
         progress.begin(plan.total, desc, plan.kinds)

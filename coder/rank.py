@@ -195,6 +195,39 @@ class Ranker:
         self.calibrators_: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         return self
 
+    # What a fitted ranker is, as plain values and arrays (`to_arrays`, `from_arrays`).
+    _PARAMS = ("max_iter", "learning_rate", "max_leaf_nodes", "negatives", "random_state")
+    _FOREST_VALUES = ("n_trees", "n_features", "baseline")
+    _FOREST_ARRAYS = ("keys", "table", "shift", "leaf_values", "leaf_start")
+
+    def to_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The fitted ranker as JSON-able values and named arrays: a file of them needs no
+        pickle (`coder.shipped`), and `from_arrays` makes the same ranker again."""
+        forest = self.forest_
+        values = {**{p: getattr(self, p) for p in self._PARAMS},
+                  **{v: getattr(forest, v) for v in self._FOREST_VALUES},
+                  "calibrators": list(self.calibrators_)}
+        arrays = {f"forest_{a}": getattr(forest, a) for a in self._FOREST_ARRAYS}
+        for g, (x, y) in self.calibrators_.items():
+            arrays[f"calibrator_{g}_x"], arrays[f"calibrator_{g}_y"] = x, y
+        return values, arrays
+
+    @classmethod
+    def from_arrays(cls, values: dict, arrays: dict[str, np.ndarray]) -> "Ranker":
+        """The ranker `to_arrays` described (attributes set in the order a fit sets them, so
+        it even pickles to the same bytes)."""
+        ranker = cls(**{p: values[p] for p in cls._PARAMS})
+        forest = _Forest.__new__(_Forest)
+        forest.n_trees, forest.n_features = int(values["n_trees"]), int(values["n_features"])
+        forest.baseline = float(values["baseline"])
+        for a in cls._FOREST_ARRAYS:
+            setattr(forest, a, np.asarray(arrays[f"forest_{a}"]))
+        ranker.forest_ = forest
+        ranker.calibrators_ = {int(g): (np.asarray(arrays[f"calibrator_{g}_x"], np.float64),
+                                        np.asarray(arrays[f"calibrator_{g}_y"], np.float64))
+                               for g in values["calibrators"]}
+        return ranker
+
     def _proba(self, X: np.ndarray) -> np.ndarray:
         return self.forest_.predict_proba(X)
 

@@ -44,7 +44,7 @@ from ._paths import data_dir, model_dir
 from .errors import ModelError
 from .schemes import load_scheme
 
-__all__ = ["FORMAT_VERSION", "FEATURE_VERSION", "model_key", "model_files", "read_manifest", "stale_reason",
+__all__ = ["FORMAT_VERSION", "FEATURE_VERSION", "build_spec", "model_key", "model_files", "read_manifest", "stale_reason",
            "save_model", "load_model", "ensure_built", "build_lock"]
 
 log = logging.getLogger(__name__)
@@ -148,15 +148,20 @@ def data_sha256() -> str:
     return digest
 
 
-def model_key(scheme: str, options: dict | None = None) -> str:
-    """What decides a build's output, hashed: 16 hex digits."""
+def build_spec(scheme: str, options: dict | None = None) -> dict:
+    """What decides a build's output, library versions aside: the ranker's features, the
+    scheme, the build options and the shipped data (`coder.shipped` matches on it)."""
     from .candidates import FEATURES
 
-    spec = {
-        "format": FORMAT_VERSION, "feature_version": FEATURE_VERSION, "features": list(FEATURES),
-        "scheme": scheme, "options": options or {}, "data": data_sha256(),
-        "libraries": {lib: _version(lib) for lib in _MODEL_LIBRARIES},
-    }
+    return {"feature_version": FEATURE_VERSION, "features": list(FEATURES), "scheme": scheme,
+            "options": options or {}, "data": data_sha256()}
+
+
+def model_key(scheme: str, options: dict | None = None) -> str:
+    """What decides a build's output (`build_spec`, the model format, library versions),
+    hashed: 16 hex digits."""
+    spec = {**build_spec(scheme, options), "format": FORMAT_VERSION,
+            "libraries": {lib: _version(lib) for lib in _MODEL_LIBRARIES}}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -227,9 +232,10 @@ def build_lock(scheme: str, directory: str | Path | None = None) -> Iterator[Non
 
 
 def save_model(model, directory: str | Path | None = None, *, options: dict | None = None,
-               build_seconds: float | None = None) -> Path:
+               build_seconds: float | None = None, provenance: dict | None = None) -> Path:
     """Publish ``model`` and its manifest together (atomic rename of a fresh directory);
-    returns the model file path. Older builds of the same scheme are removed."""
+    returns the model file path. Older builds of the same scheme are removed.
+    ``provenance`` (how it was built, e.g. from a shipped ranker) goes into the manifest."""
     path, manifest_path = model_files(model.scheme, directory, options=options)
     base = path.parent.parent
     base.mkdir(parents=True, exist_ok=True)
@@ -245,7 +251,8 @@ def save_model(model, directory: str | Path | None = None, *, options: dict | No
             "data_sha256": data_sha256(), "model_sha256": _sha256(tmp / "model.joblib"),
             "versions": versions(), "threshold": model.threshold,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "build_seconds": build_seconds, "info": model.info,
+            "build_seconds": build_seconds, "built_from": provenance or {"ranker": "cross-fitted"},
+            "info": model.info,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         for p in (tmp, tmp / "model.joblib", tmp / "manifest.json"):
@@ -284,19 +291,24 @@ def ensure_built(scheme: str, directory: str | Path | None = None, *,
                 progress(f"another process built the {scheme} model meanwhile "
                          f"(waited {time.perf_counter() - waited:.0f}s)")
             return
-        from .build import build_model
+        from .build import default_model
 
         log.info("building %s model (%s)", scheme, reason)
         started = time.perf_counter()
+        provenance = None
         try:
-            model = builder() if builder is not None else build_model(scheme, progress=progress)
+            if builder is not None:
+                model = builder()
+            else:
+                model, provenance = default_model(scheme, progress=progress)
         finally:
             _release_build_workers()
             from .progress import StepBar
 
             if isinstance(progress, StepBar):  # a build bar: gone, whether the build ended or failed
                 progress.close()
-        save_model(model, directory, options=options, build_seconds=round(time.perf_counter() - started, 1))
+        save_model(model, directory, options=options, build_seconds=round(time.perf_counter() - started, 1),
+                   provenance=provenance)
         if progress:
             progress(f"built the {scheme} model in {time.perf_counter() - started:.0f}s")
 

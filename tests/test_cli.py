@@ -76,10 +76,14 @@ def test_build_writes_model_and_manifest(tmp_path, monkeypatch):
     monkeypatch.setattr(build_module, "build_model", small_build)
     seen = []
     monkeypatch.setattr(build_module, "build_model", lambda scheme, **kw: seen.append(kw["jobs"]) or small_build(scheme, **kw))
-    result = CliRunner().invoke(cli, ["build", "--scheme", "soc90", "--model-dir", str(tmp_path), "--quiet", "--jobs", "1"])
+    # --full: cross-fitted here (a plain build takes the shipped ranker, see test_shipped.py).
+    result = CliRunner().invoke(cli, ["build", "--scheme", "soc90", "--model-dir", str(tmp_path), "--quiet", "--jobs", "1",
+                                      "--full"])
     assert result.exit_code == 0, result.output
     assert seen == [1]
     assert CliRunner().invoke(cli, ["build", "--jobs", "0", "--model-dir", str(tmp_path)]).exit_code == 2
     path, manifest = model_files("soc90", tmp_path)
     assert path.is_file() and manifest.is_file()
     assert "soc90: wrote" in result.output and "auto threshold" in result.output
+    assert "ranker cross-fitted here" in result.output
+    assert json.loads(manifest.read_text())["built_from"]["ranker"] == "cross-fitted"

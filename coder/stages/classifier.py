@@ -43,30 +43,43 @@ class ClassifierStage:
         self.n_jobs = n_jobs
 
     def fit(self, table: "IndexTable", *, seed: int = 0) -> "ClassifierStage":
-        from sklearn.multiclass import OneVsRestClassifier
+        from joblib import Parallel, delayed, effective_n_jobs
         from sklearn.preprocessing import normalize
-        from sklearn.svm import LinearSVC
 
         codable = np.flatnonzero(table.codable_)
         X = table.encoder_.transform([table.docs_[i] for i in codable])
         y = table.entry_code_[codable]
-        # One seeded binary SVM per code: each is the same whatever the number of workers, so
-        # the same data and seed give the same weights. One worker by default (joblib's
-        # default): builds fit whole folds side by side instead (`coder.build`).
-        # liblinear reads float64: converted once here, not once per code (353 copies, 14% of
-        # the fit's time; the same weights).
-        model = OneVsRestClassifier(LinearSVC(C=self.C, random_state=seed), n_jobs=self.n_jobs).fit(
-            X.astype(np.float64), y)
-        self.classes_ = np.asarray(model.classes_)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError("the classifier needs entries of at least two codes")
+        # One-vs-rest as sklearn's OneVsRestClassifier fits it (one seeded binary SVM per code;
+        # with two codes one SVM, the second code against the first), to the same weights.
+        # liblinear reads float64: converted once here, not once per code (353 copies).
+        X64 = X.astype(np.float64)
+        positive = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
+        # Each SVM is the same in any process, so any number of jobs gives the same weights.
+        # None: one job unless the caller set more (joblib's `parallel_config`): builds fit whole
+        # folds side by side instead (`coder.build`); a build from a shipped ranker fits the
+        # codes in every process. One slice of codes per job, interleaved to balance the
+        # work, and each returns float32 weights: cheaper than a task per code.
+        jobs = min(effective_n_jobs(self.n_jobs), len(positive))
+        if jobs <= 1:
+            weights, bias = _fit_codes(X64, y, positive, self.C, seed)
+        else:
+            parts = Parallel(n_jobs=jobs)(delayed(_fit_codes)(X64, y, positive[j::jobs], self.C, seed)
+                                          for j in range(jobs))
+            weights = np.empty((len(positive), X.shape[1]), np.float32)
+            bias = np.empty(len(positive), np.float64)
+            for j, (w, b) in enumerate(parts):
+                weights[j::jobs], bias[j::jobs] = w, b
         coef = np.zeros((X.shape[1], table.n_codes), np.float32)
         intercept = np.full(table.n_codes, -10.0, np.float32)  # codes never seen: never proposed
-        if len(self.classes_) == 2:  # binary: one estimator, its negative class is the other code
-            est = model.estimators_[0]
-            coef[:, self.classes_[1]], coef[:, self.classes_[0]] = est.coef_[0], -est.coef_[0]
-            intercept[self.classes_] = [-est.intercept_[0], est.intercept_[0]]
+        if len(self.classes_) == 2:
+            coef[:, self.classes_[1]], coef[:, self.classes_[0]] = weights[0], -weights[0]
+            intercept[self.classes_] = [-bias[0], bias[0]]
         else:
-            coef[:, self.classes_] = np.vstack([e.coef_.ravel() for e in model.estimators_]).T
-            intercept[self.classes_] = [e.intercept_[0] for e in model.estimators_]
+            coef[:, self.classes_] = weights.T
+            intercept[self.classes_] = bias
         # Most weights are ~0 (a feature never occurs with most codes): a sparse matrix is
         # ~15x smaller and scoring becomes one sparse product.
         coef[np.abs(coef) < self.prune] = 0.0
@@ -127,3 +140,16 @@ class ClassifierStage:
             "clf_minor": mass[q, self.code_group_[c]] / np.maximum(mass.sum(axis=1), 1e-9)[q],
             "centroid": centroid[q, c],
         }
+
+
+def _fit_codes(X: sp.csr_matrix, y: np.ndarray, codes: np.ndarray, C: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One binary linear SVM per code of ``codes`` (that code against every other entry):
+    weights (codes x features, float32) and intercepts."""
+    from sklearn.svm import LinearSVC
+
+    weights = np.empty((len(codes), X.shape[1]), np.float32)
+    bias = np.empty(len(codes), np.float64)
+    for i, code in enumerate(codes):
+        svm = LinearSVC(C=C, random_state=seed).fit(X, (y == code).astype(np.int64))
+        weights[i], bias[i] = svm.coef_[0], svm.intercept_[0]
+    return weights, bias

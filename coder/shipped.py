@@ -1,0 +1,223 @@
+"""The learned half of a full build, shipped with the package: first use fits only the stages.
+
+A full build (`coder.build.build_model`) cross-fits: it fits the stages on each fold, codes
+the held-out queries, trains a ranker per fold for out-of-fold scores, calibrates on them,
+chooses the auto-coding thresholds, and finally fits the stages and a ranker on everything.
+Nine tenths of its two minutes go to the folds and rankers, yet what they leave in the model
+is small: the shipped ranker's trees and calibration maps, the thresholds and the out-of-fold
+figures, about 50 kB a scheme. ``coder/rankers/<scheme>.npz`` (arrays) and ``<scheme>.json``
+(values) hold them for the default build of every scheme, written from a full build by
+``coder build --scheme all --full --export-rankers coder/rankers``.
+
+A default build whose `coder.store.build_spec` (features, scheme, options, data) equals the
+shipped one's fits the stages on every entry, as the full build does last, and takes the
+rest from the files: with the library versions that exported them, the model is the full
+build's to the byte. The stages' code is not in the spec, so the fitted model then codes
+the probe queries (`probe_queries`) and must give the codes and confidences the full build
+gave them; otherwise (a stage changed without a new FEATURE_VERSION, or another library
+version moved a feature) the caller falls back to the full build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .rank import Ranker
+from .store import build_spec, versions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
+    from .index import IndexEntry
+    from .model import Model
+    from .training import LabelledAnswers
+
+__all__ = ["SHIPPED_DIR", "ShippedRanker", "export_ranker", "find_ranker", "probe_queries", "read_ranker"]
+
+log = logging.getLogger(__name__)
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "rankers"
+# Probe queries: this many index entries and labelled answers, candidates kept per probe,
+# and how far a probe's confidence may move (a feature rounded the other way by another
+# library version moves a confidence by ~1e-5; a changed stage by far more).
+PROBE_ENTRIES, PROBE_ANSWERS, PROBE_K = 200, 50, 5
+PROBE_TOLERANCE = 1e-3
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # zip member times: the same file from the same arrays
+
+
+def probe_queries(scheme: str, entries: "Sequence[IndexEntry] | None" = None,
+                  answers: "LabelledAnswers | None | str" = "shipped") -> tuple[list[str], list[str], list[str]]:
+    """(titles, industries, descriptions) the check codes: evenly spaced codable index
+    entries as a survey answer would give them (title in natural order, industry qualifier),
+    and evenly spaced labelled answers as written (default: the shipped index and answers)."""
+    if entries is None:
+        from .index import load_index
+
+        entries, _ = load_index()
+    if isinstance(answers, str):
+        from .build import shipped_answers
+
+        answers = shipped_answers(scheme)
+    codable = [e for e in entries if e.code(scheme) is not None]
+    picked = codable[:: max(1, len(codable) // PROBE_ENTRIES)][:PROBE_ENTRIES]
+    titles, industries = [e.natural for e in picked], [e.ind for e in picked]
+    descriptions = [""] * len(picked)
+    if answers is not None and len(answers):
+        rows = range(0, len(answers), max(1, len(answers) // PROBE_ANSWERS))[:PROBE_ANSWERS]
+        titles += [answers.titles[i] for i in rows]
+        industries += [answers.industries[i] for i in rows]
+        descriptions += [answers.descriptions[i] for i in rows]
+    return titles, industries, descriptions
+
+
+def _probe(model: "Model", queries: tuple[list[str], list[str], list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each probe's best ``PROBE_K`` codes ('' past the last) and their confidences (0 there)."""
+    from .engine import Coder
+
+    results = Coder(model).code_many(*queries, k=PROBE_K)
+    codes = np.full((len(results), PROBE_K), "", dtype=object)
+    confidence = np.zeros((len(results), PROBE_K), np.float64)
+    for i, result in enumerate(results):
+        for j, c in enumerate(result.candidates[:PROBE_K]):
+            codes[i, j], confidence[i, j] = c.code, c.confidence
+    return codes.astype(str), confidence
+
+
+@dataclass
+class ShippedRanker:
+    """A scheme's shipped ranker, thresholds and out-of-fold figures, and what its full build
+    gave the probe queries."""
+
+    scheme: str
+    path: Path
+    ranker: Ranker
+    threshold: float
+    thresholds: dict[int, float]
+    info: dict
+    probe_codes: np.ndarray
+    probe_confidence: np.ndarray
+    exported_with: dict
+
+    def mismatch(self, model: "Model", queries: tuple[list[str], list[str], list[str]]) -> tuple[str | None, float]:
+        """Why ``model`` (the fitted stages with this ranker) does not code the probe queries
+        as the full build did (None if it does), and the largest confidence difference."""
+        codes, confidence = _probe(model, queries)
+        if codes.shape != self.probe_codes.shape:
+            return f"{len(codes)} probe queries, the shipped ranker knows {len(self.probe_codes)}", float("inf")
+        differ = np.flatnonzero((codes != self.probe_codes).any(axis=1))
+        if len(differ):
+            i = int(differ[0])
+            return (f"{len(differ)} of {len(codes)} probe queries get other codes (probe {i}: "
+                    f"{list(codes[i])} against {list(self.probe_codes[i])})"), float("inf")
+        moved = float(np.abs(confidence - self.probe_confidence).max(initial=0.0))
+        if moved > PROBE_TOLERANCE:
+            return f"probe confidences moved by up to {moved:.2g} (tolerance {PROBE_TOLERANCE:g})", moved
+        return None, moved
+
+
+def _files(scheme: str, directory: Path) -> tuple[Path, Path]:
+    return directory / f"{scheme}.npz", directory / f"{scheme}.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz (what `np.load` reads) whose bytes depend on the arrays alone: `np.savez`
+    stamps each member with the time of writing."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in sorted(arrays):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH)
+            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+            archive.writestr(info, member.getvalue(), compresslevel=9)
+    return buffer.getvalue()
+
+
+def export_ranker(model: "Model", directory: str | Path, *, options: dict | None = None,
+                  queries: tuple[list[str], list[str], list[str]] | None = None) -> tuple[Path, Path]:
+    """Write ``model``'s learned half (a full build with build ``options``) and what it gives
+    the probe ``queries`` (default: `probe_queries` of the shipped data) into ``directory``;
+    returns the two files' paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    npz, meta = _files(model.scheme, directory)
+    values, arrays = model.ranker.to_arrays()
+    codes, confidence = _probe(model, probe_queries(model.scheme) if queries is None else queries)
+    arrays = {**arrays, "probe_codes": codes, "probe_confidence": confidence}
+    _atomic_write(npz, _npz_bytes(arrays))
+    description = {
+        "scheme": model.scheme,
+        "spec": build_spec(model.scheme, options),
+        "arrays_sha256": _sha256(npz),
+        "exported_with": versions(),
+        "threshold": model.threshold,
+        "thresholds": {str(g): t for g, t in model.thresholds.items()},
+        "ranker": values,
+        "info": model.info,
+    }
+    _atomic_write(meta, (json.dumps(description, indent=1) + "\n").encode())
+    return npz, meta
+
+
+def read_ranker(scheme: str, directory: str | Path = SHIPPED_DIR) -> tuple[ShippedRanker, dict]:
+    """The shipped ranker of ``scheme`` in ``directory`` and the build spec it was exported
+    for. Raises OSError or ValueError for a missing, altered or unreadable file."""
+    npz, meta = _files(scheme, Path(directory))
+    description = json.loads(meta.read_text())
+    if description.get("arrays_sha256") != _sha256(npz):
+        raise ValueError(f"{npz} does not match the checksum in {meta.name}")
+    with np.load(npz, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    shipped = ShippedRanker(
+        scheme=scheme, path=npz, ranker=Ranker.from_arrays(description["ranker"], arrays),
+        threshold=float(description["threshold"]),
+        thresholds={int(g): float(t) for g, t in description["thresholds"].items()},
+        info=description["info"], probe_codes=arrays["probe_codes"], probe_confidence=arrays["probe_confidence"],
+        exported_with=description.get("exported_with", {}),
+    )
+    return shipped, description["spec"]
+
+
+def find_ranker(scheme: str, directory: str | Path = SHIPPED_DIR, *,
+                options: dict | None = None) -> tuple[ShippedRanker | None, str]:
+    """The shipped ranker a build of ``scheme`` with ``options`` can use, and why (or why
+    not): None when there is none, or it was exported for other features or data."""
+    try:
+        shipped, spec = read_ranker(scheme, directory)
+    except FileNotFoundError:
+        return None, f"no shipped ranker for {scheme}"
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        log.warning("shipped ranker for %s unusable: %s", scheme, exc)
+        return None, f"the shipped ranker for {scheme} is unreadable ({exc})"
+    current = build_spec(scheme, options)
+    differ = sorted(k for k in current.keys() | spec.keys() if current.get(k) != spec.get(k))
+    if differ:
+        return None, f"the shipped ranker for {scheme} was exported for other {', '.join(differ)}"
+    return shipped, f"shipped ranker {shipped.path.name}"
