@@ -377,6 +377,25 @@ def build_from_ranker(
                  info=shipped.info, thresholds=shipped.thresholds)
 
 
+def _ready() -> None:
+    import sklearn.svm  # noqa: F401  (what the classifier's workers need)
+
+
+def _warm_workers(jobs: int):
+    """Start the pool the classifier will fit in (joblib reuses it) on a thread, so its
+    processes start and import sklearn (2 s) while this one fits the index table."""
+    if jobs <= 1:
+        return None
+    import threading
+
+    from joblib import Parallel, delayed
+
+    thread = threading.Thread(target=lambda: Parallel(n_jobs=jobs)(delayed(_ready)() for _ in range(jobs)),
+                              name="coder-warm-workers", daemon=True)
+    thread.start()
+    return thread
+
+
 def default_model(scheme: str = "soc2000", *, full: bool = False, progress: Callable[[str], None] | None = None,
                   jobs: int | None = None) -> tuple[Model, dict]:
     """The default model of ``scheme`` (what `coder.Coder.load` builds) and how it was made:
@@ -393,8 +412,12 @@ def default_model(scheme: str = "soc2000", *, full: bool = False, progress: Call
         step(progress, "fitting the stages on every entry", plan.FIT, "fit",
              plain=f"building {scheme} from its shipped ranker: fitting the stages on every entry")
         entries, _ = load_index()
+        jobs = build_jobs(jobs, len(entries))
+        warming = _warm_workers(jobs)
         answers = shipped_answers(scheme)
         model = build_from_ranker(scheme, shipped, entries=entries, answers=answers, jobs=jobs)
+        if warming is not None:
+            warming.join()
         step(progress, "checking the probe queries", plan.CHECK, "check")
         reason, moved = shipped.mismatch(model, probe_queries(scheme, entries, answers))
         if reason is None:

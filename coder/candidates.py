@@ -128,6 +128,29 @@ def _first_of_runs(sorted_keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
 
 
+def _fit_stages(stages: Sequence[type], table: IndexTable, seed: int) -> list:
+    """The stages fitted on ``table``, in order.
+
+    Where the caller lets joblib use several processes (its ``parallel_config``, as a build
+    from a shipped ranker does), they fit on two threads: the classifier mostly waits for
+    its worker processes, and the other stages fit meanwhile. Each stage fits on its own
+    from the table, so the order they end in changes nothing.
+    """
+    from joblib import effective_n_jobs, parallel_config
+
+    jobs = effective_n_jobs(None)
+    if jobs <= 1 or len(stages) < 2:
+        return [cls().fit(table, seed=seed) for cls in stages]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fit(cls: type):
+        with parallel_config(n_jobs=jobs):  # joblib's settings are per thread
+            return cls().fit(table, seed=seed)
+
+    with ThreadPoolExecutor(2, thread_name_prefix="coder-fit") as pool:
+        return [future.result() for future in [pool.submit(fit, cls) for cls in stages]]
+
+
 class CandidateGenerator:
     """Fitted on index entries for one scheme; `generate` gives candidate rows for queries.
 
@@ -155,7 +178,7 @@ class CandidateGenerator:
         """Fit the stages on index ``entries`` and coded answers ``decided`` ((title, industry,
         description) normalised, code)."""
         self.table_ = IndexTable(self.scheme).fit(entries, decided)
-        self.stages_ = [cls().fit(self.table_, seed=seed) for cls in self.stages]
+        self.stages_ = _fit_stages(self.stages, self.table_, seed)
         self.features_ = feature_names(self.stages_)
         self.methods_ = tuple(stage.name for stage in self.stages_)
         return self
