@@ -139,3 +139,13 @@ def test_the_shipped_rankers_are_package_data():
     shipped = sorted(p.relative_to(SHIPPED_DIR.parent).as_posix() for p in SHIPPED_DIR.iterdir())
     assert shipped == sorted([f"rankers/{s}.{ext}" for s in SCHEMES for ext in ("json", "npz")])
     assert all(any(fnmatch(name, p) for p in patterns) for name in shipped)
+
+
+def test_the_real_model_did_not_fall_back_to_a_full_build(coder):
+    """A fresh checkout builds the real model from the shipped ranker; a stage whose output
+    changed without a re-export would make it fall back (slowly, but to a right model)."""
+    from coder.store import read_manifest
+
+    built_from = (read_manifest("soc2000") or {}).get("built_from", {})
+    assert "does not fit these stages" not in built_from.get("why", ""), (
+        f"{built_from['why']}: re-export with `coder build --scheme all --full --export-rankers coder/rankers`")
