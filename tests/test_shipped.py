@@ -45,11 +45,12 @@ def small(small_model_dir, tmp_path_factory):
     return model, entries, queries, directory
 
 
-def test_a_build_from_the_exported_ranker_is_the_full_build(small):
+@pytest.mark.parametrize("jobs", [1, 2])  # 2: the classifier's codes in two processes, the stages on two threads
+def test_a_build_from_the_exported_ranker_is_the_full_build(small, jobs):
     model, entries, queries, directory = small
     shipped, why = find_ranker("soc2000", directory, options=OPTIONS)
     assert shipped is not None, why
-    rebuilt = build_from_ranker("soc2000", shipped, entries=entries)
+    rebuilt = build_from_ranker("soc2000", shipped, entries=entries, jobs=jobs)
     assert differences(model, rebuilt) == []
     assert shipped.mismatch(rebuilt, queries) == (None, 0.0)
 
