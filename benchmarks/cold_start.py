@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pip-cache", action="store_true", help="Install without pip's cache (downloads).")
     parser.add_argument("--schemes", nargs="*", default=list(OTHER_SCHEMES), help="Other schemes to build.")
     parser.add_argument("--skip-full", action="store_true", help="Skip the full-build baseline (2-3 minutes).")
+    parser.add_argument("--out", default="cold_start", help="Name of the results files in benchmarks/results/.")
     args = parser.parse_args(argv)
 
-    out: dict = {"commit": git_commit(), "load_average_before": load_average(),
+    out: dict = {"argv": list(sys.argv[1:] if argv is None else argv), "commit": git_commit(), "load_average_before": load_average(),
                  "targets": {"install_to_first_file_s": FIRST_FILE_TARGET, "other_scheme_s": OTHER_SCHEME_TARGET}}
     with tempfile.TemporaryDirectory(prefix="coder-cold-") as tmp:
         tmp = Path(tmp)
@@ -129,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     out["load_average_after"] = load_average()
     out["cpu_count"] = os.cpu_count()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cold_start.json").write_text(json.dumps(out, indent=2) + "\n")
-    (RESULTS / "cold_start.md").write_text(_markdown(out))
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(out, indent=2) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(_markdown(out))
     print(_markdown(out))
     return 0
 
@@ -140,7 +141,7 @@ def _markdown(out: dict) -> str:
     met = lambda s, t: "met" if s <= t else "missed"  # noqa: E731
     lines = [
         "# Cold start", "",
-        f"`python -m benchmarks.cold_start` at {out['commit']}, {out['cpu_count']} cores, load average before "
+        f"`python -m benchmarks.cold_start {' '.join(out['argv'])}`".rstrip() + f" at {out['commit']}, {out['cpu_count']} cores, load average before "
         f"{out['load_average_before']}, after {out['load_average_after']}.", "",
         "| figure | seconds | target |", "|---|---|---|",
         f"| `pip install .` ({'with' if first['pip_cache'] else 'without'} pip's cache) | {first['install_s']} | |",
