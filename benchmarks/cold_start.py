@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="cold_start", help="Name of the results files in benchmarks/results/.")
     args = parser.parse_args(argv)
 
-    out: dict = {"argv": list(sys.argv[1:] if argv is None else argv), "commit": git_commit(), "load_average_before": load_average(),
+    out: dict = {"argv": list(sys.argv[1:] if argv is None else argv), "commit": git_commit(),
+                 "load_average_before": load_average(),
                  "targets": {"install_to_first_file_s": FIRST_FILE_TARGET, "other_scheme_s": OTHER_SCHEME_TARGET}}
     with tempfile.TemporaryDirectory(prefix="coder-cold-") as tmp:
         tmp = Path(tmp)
@@ -115,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         baselines: dict = {}
         if not args.skip_full:
             log("baseline: the full cross-fitted build")
-            full = _timed(["coder", "build", "--scheme", "soc2000", "--full", "--model-dir", str(tmp / "full"), "--quiet"],
-                          cwd=clone, env=env)
+            full = _timed(["coder", "build", "--scheme", "soc2000", "--full", "--model-dir", str(tmp / "full"),
+                           "--quiet"], cwd=clone, env=env)
             baselines["full_build_soc2000_s"] = full["seconds"]
         log("baseline: char TF-IDF fit on the index")
         tfidf = _timed([str(venv / "bin" / "python"), "-c",
@@ -141,7 +142,8 @@ def _markdown(out: dict) -> str:
     met = lambda s, t: "met" if s <= t else "missed"  # noqa: E731
     lines = [
         "# Cold start", "",
-        f"`python -m benchmarks.cold_start {' '.join(out['argv'])}`".rstrip() + f" at {out['commit']}, {out['cpu_count']} cores, load average before "
+        f"`{' '.join(['python -m benchmarks.cold_start', *out['argv']])}` at {out['commit']}, "
+        f"{out['cpu_count']} cores, load average before "
         f"{out['load_average_before']}, after {out['load_average_after']}.", "",
         "| figure | seconds | target |", "|---|---|---|",
         f"| `pip install .` ({'with' if first['pip_cache'] else 'without'} pip's cache) | {first['install_s']} | |",
@@ -155,7 +157,8 @@ def _markdown(out: dict) -> str:
                      f"{OTHER_SCHEME_TARGET:.0f} ({met(r['seconds'], OTHER_SCHEME_TARGET)}) |")
     b = out["baselines"]
     if "full_build_soc2000_s" in b:
-        lines.append(f"| baseline: full cross-fitted build, soc2000 (`coder build --full`) | {b['full_build_soc2000_s']} | |")
+        lines.append(f"| baseline: full cross-fitted build, soc2000 (`coder build --full`) | "
+                     f"{b['full_build_soc2000_s']} | |")
     lines.append(f"| baseline: naive char TF-IDF fit on the index (in-process / whole command) | "
                  f"{b['tfidf_fit_s_in_process']} / {b['tfidf_fit_s_whole_command']} | |")
     lines += ["", f"Command: `{first['command']}`", ""]
