@@ -109,7 +109,8 @@ def suggest(title: str, industry: str | None, description: str | None, k: int, s
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Processes to build in (default: one per core); the model is the same for any number.")
 @click.option("--full", is_flag=True,
-              help="Cross-fit the ranker and calibration here instead of taking the shipped ones (same model, ~5x longer).")
+              help="Cross-fit the ranker and calibration here instead of taking the shipped ones "
+                   "(the same model, ~5x longer).")
 @click.option("--export-rankers", type=click.Path(file_okay=False), default=None,
               help="Also write each model's ranker, thresholds and probe results here (implies --full); "
                    "the shipped ones are in coder/rankers.")

@@ -44,8 +44,8 @@ from ._paths import data_dir, model_dir
 from .errors import ModelError
 from .schemes import load_scheme
 
-__all__ = ["FORMAT_VERSION", "FEATURE_VERSION", "build_spec", "model_key", "model_files", "read_manifest", "stale_reason",
-           "save_model", "load_model", "ensure_built", "build_lock"]
+__all__ = ["FORMAT_VERSION", "FEATURE_VERSION", "build_spec", "model_key", "model_files", "read_manifest",
+           "stale_reason", "save_model", "load_model", "ensure_built", "build_lock"]
 
 log = logging.getLogger(__name__)
 
