@@ -805,6 +805,7 @@ def summarise(accuracy: dict | None, speed: dict | None, meta: dict) -> str:
             notes.append(f"dev model build peak RSS {c['build_peak_rss_mb']:,.0f} MB")
         if c.get("build_note"):
             notes.append(c["build_note"])
+        notes.append(_cold_start_note())
         for key, r in (("rapidfuzz", fz), ("TF-IDF", tf), ("coder", c)):
             if r.get("survey_extrapolated"):
                 notes.append(f"{key} survey-like figure extrapolated: {r['survey_extrapolated']}")
@@ -816,6 +817,21 @@ def summarise(accuracy: dict | None, speed: dict | None, meta: dict) -> str:
     if meta.get("extra"):
         lines += ["", "## Other benchmarks", ""] + [f"- `{k}`: exit code {v['returncode']}" for k, v in meta["extra"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _cold_start_note() -> str:
+    """Where a user's first build is measured: the dev model above is a full cross-fitted
+    build (it leaves the test answers out), a default one takes the shipped ranker."""
+    note = ("build (s) is the dev model's full cross-fitted build; a user's first build takes the shipped "
+            "ranker and fits only the stages: `python -m benchmarks.cold_start`")
+    try:
+        cold = json.loads((RESULTS / "cold_start.json").read_text())
+        first = cold["first_file"]
+        others = ", ".join(f"{s} {r['seconds']:.0f} s" for s, r in cold.get("other_schemes", {}).items())
+    except (OSError, ValueError, KeyError):
+        return note
+    return (f"{note} (at {cold['commit']}: install to first coded file {first['install_to_first_file_s']:.0f} s, "
+            f"model build {first['model_build_s']:.0f} s of it" + (f"; first use of {others}" if others else "") + ")")
 
 
 def summarise_ablation(ablation: dict, meta: dict) -> str:
