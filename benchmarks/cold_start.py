@@ -78,14 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="coder-cold-") as tmp:
         tmp = Path(tmp)
         clone, venv = tmp / "clone", tmp / "venv"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CODER_", "VIRTUAL_ENV", "PYTHONPATH"))}
+        # A user's environment: none of this one's settings for coder, Python or the numeric
+        # libraries' threads (pip's settings stay: they say where packages come from).
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("CODER_", "VIRTUAL_ENV", "PYTHONPATH", "OMP_", "MKL_", "OPENBLAS_", "LOKY_"))}
         env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         env["CODER_MODEL_DIR"] = str(tmp / "models")
         log("clone and virtual environment")
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True,
-                       env=env, capture_output=True)
         command = readme_main_command(clone / "README.md")
         install, _, run = command.partition(" && ")
         if not install.startswith("python -m pip install"):

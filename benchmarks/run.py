@@ -830,8 +830,9 @@ def _cold_start_note() -> str:
         others = ", ".join(f"{s} {r['seconds']:.0f} s" for s, r in cold.get("other_schemes", {}).items())
     except (OSError, ValueError, KeyError):
         return note
-    return (f"{note} (at {cold['commit']}: install to first coded file {first['install_to_first_file_s']:.0f} s, "
-            f"model build {first['model_build_s']:.0f} s of it" + (f"; first use of {others}" if others else "") + ")")
+    build = f", model build {first['model_build_s']:.0f} s of it" if first.get("model_build_s") is not None else ""
+    return (f"{note} (at {cold['commit']}: install to first coded file {first['install_to_first_file_s']:.0f} s"
+            f"{build}" + (f"; first use of {others}" if others else "") + ")")
 
 
 def summarise_ablation(ablation: dict, meta: dict) -> str:

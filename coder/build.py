@@ -16,6 +16,8 @@ model does not depend on the number of processes or cores either.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -37,7 +39,10 @@ from .training import (LabelledAnswers, QueryMix, Queries, _Context, answer_quer
 if TYPE_CHECKING:  # pragma: no cover
     from .shipped import ShippedRanker
 
-__all__ = ["Model", "build_from_ranker", "build_jobs", "build_model", "default_model", "training_frame", "top1"]
+__all__ = ["Model", "build_from_ranker", "build_jobs", "build_model", "default_model", "learning_settings",
+           "training_frame", "top1"]
+
+log = logging.getLogger(__name__)
 
 # Builds from at least this many index entries use every core by default (a pool of worker
 # processes costs a few seconds to start: more than a small test build takes).
@@ -390,18 +395,37 @@ def _warm_workers(jobs: int):
 
     from joblib import Parallel, delayed
 
-    thread = threading.Thread(target=lambda: Parallel(n_jobs=jobs)(delayed(_ready)() for _ in range(jobs)),
-                              name="coder-warm-workers", daemon=True)
+    def start() -> None:
+        Parallel(n_jobs=jobs, backend="loky")(delayed(_ready)() for _ in range(jobs))
+
+    thread = threading.Thread(target=start, name="coder-warm-workers", daemon=True)
     thread.start()
     return thread
+
+
+def learning_settings() -> dict:
+    """What decides a full build's learned half besides the features and the data: the
+    ranker's settings, the training query mix, the build's defaults and the calibration's
+    constants. A shipped ranker is used only where they are what it was exported with
+    (`coder.shipped.ranker_spec`); what they do not name, FEATURE_VERSION must."""
+    defaults = inspect.signature(build_model).parameters
+    return {
+        "ranker": {p: getattr(Ranker(), p) for p in Ranker._PARAMS},
+        "mix": dict(QueryMix().__dict__),
+        "build": {p: defaults[p].default for p in ("folds", "seed", "precision")},
+        "calibration_kinds": list(CALIBRATION_KINDS), "answer_kinds": list(ANSWER_KINDS),
+        "min_threshold_answers": MIN_THRESHOLD_ANSWERS,
+        "group_min_queries": inspect.signature(_group_thresholds).parameters["min_queries"].default,
+    }
 
 
 def default_model(scheme: str = "soc2000", *, full: bool = False, progress: Callable[[str], None] | None = None,
                   jobs: int | None = None) -> tuple[Model, dict]:
     """The default model of ``scheme`` (what `coder.Coder.load` builds) and how it was made:
-    from the shipped ranker when it was exported for these features and data and this
-    build codes its probe queries as the full build did (`coder.shipped`), else (or when
-    ``full``) by a full cross-fitted build. Both give the same model."""
+    from the shipped ranker when it was exported for these features, data and settings and
+    this build codes its probe queries as the full build did (`coder.shipped`), else (or when
+    ``full``) by a full cross-fitted build. With the library versions that exported the
+    ranker, the two are the same model, array for array."""
     from .shipped import find_ranker, probe_queries
 
     scheme = load_scheme(scheme).name
@@ -411,20 +435,24 @@ def default_model(scheme: str = "soc2000", *, full: bool = False, progress: Call
         begin(progress, plan, f"building {scheme} from its shipped ranker")
         step(progress, "fitting the stages on every entry", plan.FIT, "fit",
              plain=f"building {scheme} from its shipped ranker: fitting the stages on every entry")
-        entries, _ = load_index()
-        jobs = build_jobs(jobs, len(entries))
-        warming = _warm_workers(jobs)
-        answers = shipped_answers(scheme)
-        model = build_from_ranker(scheme, shipped, entries=entries, answers=answers, jobs=jobs)
-        if warming is not None:
-            warming.join()
-        step(progress, "checking the probe queries", plan.CHECK, "check")
-        reason, moved = shipped.mismatch(model, probe_queries(scheme, entries, answers))
+        try:
+            entries, _ = load_index()
+            jobs = build_jobs(jobs, len(entries))
+            warming = _warm_workers(jobs)
+            model = build_from_ranker(scheme, shipped, entries=entries, jobs=jobs)
+            if warming is not None:
+                warming.join()
+            step(progress, "checking the probe queries", plan.CHECK, "check")
+            reason, moved = shipped.mismatch(model, probe_queries(scheme, entries))
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the full build is the way on
+            reason, moved = f"{type(exc).__name__}: {exc}", float("nan")
+            log.exception("building %s from its shipped ranker failed", scheme)
         if reason is None:
             finish(progress)
             return model, {"ranker": "shipped", "file": shipped.path.name, "exported_with": shipped.exported_with,
                            "probe_max_difference": moved}
         why = f"the shipped ranker does not fit these stages: {reason}"
+        log.warning("%s: %s; building in full", scheme, why)
         step(progress, line=f"{why}; building in full")
     model = build_model(scheme, progress=progress, jobs=jobs)
     return model, {"ranker": "cross-fitted", "why": why}

@@ -214,8 +214,8 @@ class Ranker:
 
     @classmethod
     def from_arrays(cls, values: dict, arrays: dict[str, np.ndarray]) -> "Ranker":
-        """The ranker `to_arrays` described (attributes set in the order a fit sets them, so
-        it even pickles to the same bytes)."""
+        """The ranker `to_arrays` described, every value and array equal (attributes set in
+        the order a fit sets them)."""
         ranker = cls(**{p: values[p] for p in cls._PARAMS})
         forest = _Forest.__new__(_Forest)
         forest.n_trees, forest.n_features = int(values["n_trees"]), int(values["n_features"])

@@ -9,13 +9,14 @@ figures, about 50 kB a scheme. ``coder/rankers/<scheme>.npz`` (arrays) and ``<sc
 (values) hold them for the default build of every scheme, written from a full build by
 ``coder build --scheme all --full --export-rankers coder/rankers``.
 
-A default build whose `coder.store.build_spec` (features, scheme, options, data) equals the
-shipped one's fits the stages on every entry, as the full build does last, and takes the
-rest from the files: with the library versions that exported them, the model is the full
-build's to the byte. The stages' code is not in the spec, so the fitted model then codes
-the probe queries (`probe_queries`) and must give the codes and confidences the full build
-gave them; otherwise (a stage changed without a new FEATURE_VERSION, or another library
-version moved a feature) the caller falls back to the full build.
+A default build whose `ranker_spec` (features, scheme, options, data, and the settings the
+ranker learns with) equals the shipped one's fits the stages on every entry, as the full
+build does last, and takes the rest from the files: with the library versions that exported
+them, the model is the full build's, array for array (its pickle's bytes may differ in how
+objects are shared). The stages' code is not in the spec, so the fitted model then codes the
+probe queries (`probe_queries`) and must give the codes and, within `PROBE_TOLERANCE`, the
+confidences the full build gave them; otherwise (a stage changed without a new
+FEATURE_VERSION, or other library versions moved a feature) the caller builds in full.
 """
 
 from __future__ import annotations
@@ -43,42 +44,57 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model import Model
     from .training import LabelledAnswers
 
-__all__ = ["SHIPPED_DIR", "ShippedRanker", "export_ranker", "find_ranker", "probe_queries", "read_ranker"]
+__all__ = ["SHIPPED_DIR", "ShippedRanker", "export_ranker", "find_ranker", "probe_queries", "ranker_spec",
+           "read_ranker"]
 
 log = logging.getLogger(__name__)
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "rankers"
-# Probe queries: this many index entries and labelled answers, candidates kept per probe,
-# and how far a probe's confidence may move (a feature rounded the other way by another
-# library version moves a confidence by ~1e-5; a changed stage by far more).
-PROBE_ENTRIES, PROBE_ANSWERS, PROBE_K = 200, 50, 5
+# Probe queries: this many index entries, of them misspelt, and survey answers; candidates
+# kept per probe; and how far a probe's confidence may move (a feature rounded the other way
+# by another library version moves a confidence by ~1e-5; a changed stage by far more).
+PROBE_ENTRIES, PROBE_TYPOS, PROBE_ANSWERS, PROBE_K = 200, 50, 100, 5
 PROBE_TOLERANCE = 1e-3
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # zip member times: the same file from the same arrays
 
 
 def probe_queries(scheme: str, entries: "Sequence[IndexEntry] | None" = None,
                   answers: "LabelledAnswers | None | str" = "shipped") -> tuple[list[str], list[str], list[str]]:
-    """(titles, industries, descriptions) the check codes: evenly spaced codable index
-    entries as a survey answer would give them (title in natural order, industry qualifier),
-    and evenly spaced labelled answers as written (default: the shipped index and answers)."""
+    """(titles, industries, descriptions) the check codes, in any scheme: evenly spaced
+    codable index entries as a survey answer would give them (title in natural order,
+    industry qualifier), some of them misspelt (a middle letter dropped), and evenly spaced
+    survey answers as written, with their industries and descriptions (their codes are not
+    needed). Default: the shipped index and labelled answers."""
     if entries is None:
         from .index import load_index
 
         entries, _ = load_index()
     if isinstance(answers, str):
-        from .build import shipped_answers
+        from .training import load_answers
 
-        answers = shipped_answers(scheme)
+        answers = load_answers()
     codable = [e for e in entries if e.code(scheme) is not None]
     picked = codable[:: max(1, len(codable) // PROBE_ENTRIES)][:PROBE_ENTRIES]
     titles, industries = [e.natural for e in picked], [e.ind for e in picked]
-    descriptions = [""] * len(picked)
+    for e in picked[:: max(1, len(picked) // PROBE_TYPOS)][:PROBE_TYPOS]:
+        middle = len(e.natural) // 2
+        titles.append(e.natural[:middle] + e.natural[middle + 1:])
+        industries.append("")
+    descriptions = [""] * len(titles)
     if answers is not None and len(answers):
         rows = range(0, len(answers), max(1, len(answers) // PROBE_ANSWERS))[:PROBE_ANSWERS]
         titles += [answers.titles[i] for i in rows]
         industries += [answers.industries[i] for i in rows]
         descriptions += [answers.descriptions[i] for i in rows]
     return titles, industries, descriptions
+
+
+def ranker_spec(scheme: str, options: dict | None = None) -> dict:
+    """What a shipped ranker must have been exported for: the build spec (features, scheme,
+    options, data) and the settings the build learns and calibrates with."""
+    from .build import learning_settings
+
+    return {**build_spec(scheme, options), "learning": learning_settings()}
 
 
 def _probe(model: "Model", queries: tuple[list[str], list[str], list[str]]) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +137,7 @@ class ShippedRanker:
             return (f"{len(differ)} of {len(codes)} probe queries get other codes (probe {i}: "
                     f"{list(codes[i])} against {list(self.probe_codes[i])})"), float("inf")
         moved = float(np.abs(confidence - self.probe_confidence).max(initial=0.0))
-        if moved > PROBE_TOLERANCE:
+        if not moved <= PROBE_TOLERANCE:  # NaN too
             return f"probe confidences moved by up to {moved:.2g} (tolerance {PROBE_TOLERANCE:g})", moved
         return None, moved
 
@@ -174,7 +190,7 @@ def export_ranker(model: "Model", directory: str | Path, *, options: dict | None
     _atomic_write(npz, _npz_bytes(arrays))
     description = {
         "scheme": model.scheme,
-        "spec": build_spec(model.scheme, options),
+        "spec": ranker_spec(model.scheme, options),
         "arrays_sha256": _sha256(npz),
         "exported_with": versions(),
         "threshold": model.threshold,
@@ -208,15 +224,18 @@ def read_ranker(scheme: str, directory: str | Path = SHIPPED_DIR) -> tuple[Shipp
 def find_ranker(scheme: str, directory: str | Path = SHIPPED_DIR, *,
                 options: dict | None = None) -> tuple[ShippedRanker | None, str]:
     """The shipped ranker a build of ``scheme`` with ``options`` can use, and why (or why
-    not): None when there is none, or it was exported for other features or data."""
+    not): None when there is none, it is damaged, or it was exported for other features, data
+    or learning settings."""
     try:
         shipped, spec = read_ranker(scheme, directory)
     except FileNotFoundError:
         return None, f"no shipped ranker for {scheme}"
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # any damage (the JSON is not checksummed): build in full instead
         log.warning("shipped ranker for %s unusable: %s", scheme, exc)
-        return None, f"the shipped ranker for {scheme} is unreadable ({exc})"
-    current = build_spec(scheme, options)
+        return None, f"the shipped ranker for {scheme} is unreadable ({type(exc).__name__}: {exc})"
+    current = ranker_spec(scheme, options)
+    if not isinstance(spec, dict):
+        return None, f"the shipped ranker for {scheme} is unreadable (no spec)"
     differ = sorted(k for k in current.keys() | spec.keys() if current.get(k) != spec.get(k))
     if differ:
         return None, f"the shipped ranker for {scheme} was exported for other {', '.join(differ)}"

@@ -61,13 +61,15 @@ class ClassifierStage:
         # None: one job unless the caller set more (joblib's `parallel_config`): builds fit whole
         # folds side by side instead (`coder.build`); a build from a shipped ranker fits the
         # codes in every process. One slice of codes per job, interleaved to balance the
-        # work, and each returns float32 weights: cheaper than a task per code.
+        # work, and each returns float32 weights: cheaper than a task per code. Processes,
+        # whatever backend the caller chose: liblinear's random numbers are one global
+        # stream, so SVMs fitted on threads at once would differ from run to run.
         jobs = min(effective_n_jobs(self.n_jobs), len(positive))
         if jobs <= 1:
             weights, bias = _fit_codes(X64, y, positive, self.C, seed)
         else:
-            parts = Parallel(n_jobs=jobs)(delayed(_fit_codes)(X64, y, positive[j::jobs], self.C, seed)
-                                          for j in range(jobs))
+            parts = Parallel(n_jobs=jobs, backend="loky")(
+                delayed(_fit_codes)(X64, y, positive[j::jobs], self.C, seed) for j in range(jobs))
             weights = np.empty((len(positive), X.shape[1]), np.float32)
             bias = np.empty(len(positive), np.float64)
             for j, (w, b) in enumerate(parts):
