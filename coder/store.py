@@ -34,6 +34,7 @@ import pickle
 import platform
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import lru_cache
@@ -84,6 +85,9 @@ def versions() -> dict[str, str]:
 _SETTLE_NS = 2_000_000_000
 _VERIFIED = ".verified.json"
 _DATA_HASHES = ".data-sha256.json"
+# One build at a time in a process (e.g. a service building two schemes on request): builds
+# share joblib's pool of worker processes, and each stops it when it ends.
+_BUILDING = threading.RLock()
 
 
 def _signature(path: Path) -> list[int]:
@@ -275,16 +279,17 @@ def ensure_built(scheme: str, directory: str | Path | None = None, *,
                  progress: Callable[[str], None] | None = None, builder: Callable[[], object] | None = None,
                  options: dict | None = None) -> None:
     """Build and publish the model for ``scheme`` unless a current one exists; a second
-    process asking at the same time waits for the first build instead of repeating it.
-    ``builder`` (with ``options`` naming what it builds, part of the key) replaces the
-    default full build: small test models."""
+    process asking at the same time waits for the first build instead of repeating it, and
+    builds in one process run one at a time. ``builder`` (with ``options`` naming what it
+    builds, part of the key) replaces the default build (`coder.build.default_model`):
+    small test models."""
     reason = stale_reason(scheme, directory, options=options)
     if reason is None:
         return
     if progress:  # before the lock: waiting for another process's build is not silent either
         progress(f"building the {scheme} model ({reason}); this happens once")
     waited = time.perf_counter()
-    with build_lock(scheme, directory):
+    with _BUILDING, build_lock(scheme, directory):
         reason = stale_reason(scheme, directory, options=options)
         if reason is None:  # another process built it while we waited
             if progress:

@@ -134,3 +134,33 @@ def test_a_daemonic_process_builds_in_one_process():
     child.start()
     child.join(60)
     assert queue.get(timeout=5) == 1
+
+
+def test_builds_in_one_process_run_one_at_a_time(tmp_path):
+    """Two threads building two schemes (a service building on request) never overlap: the
+    builds share joblib's worker pool, which each stops when it ends."""
+    import threading
+    import time as clock
+
+    entries, _ = load_index()
+    models = {s: build_model(s, entries=entries[::60], folds=2, answers=None) for s in ("soc2000", "soc90")}
+    running, overlapped = [], []
+
+    def builder(scheme):
+        def build():
+            running.append(scheme)
+            overlapped.append(len(running) > 1)
+            clock.sleep(0.3)
+            running.remove(scheme)
+            return models[scheme]
+        return build
+
+    threads = [threading.Thread(target=ensure_built, args=(s, tmp_path),
+                                kwargs={"builder": builder(s), "options": {"test": "one at a time"}})
+               for s in ("soc2000", "soc90")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlapped == [False, False]
+    assert all(stale_reason(s, tmp_path, options={"test": "one at a time"}) is None for s in ("soc2000", "soc90"))
