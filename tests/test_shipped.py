@@ -122,14 +122,28 @@ def test_stages_that_code_the_probes_otherwise_are_caught(small):
     shipped.probe_confidence = shipped.probe_confidence.copy()
     shipped.probe_confidence[3, 0] += 0.01
     reason, moved = shipped.mismatch(model, queries)
-    assert "confidences moved" in reason and moved == pytest.approx(0.01)
+    assert reason.startswith("1 of ") and "(probe 3, code" in reason and moved == pytest.approx(0.01)
     shipped.probe_codes = shipped.probe_codes.copy()
-    shipped.probe_codes[[5, 9], 0] = "9999"
+    first = [i for i in range(len(shipped.probe_codes)) if i != 3 and shipped.probe_confidence[i, 0] > 0.01][:2]
+    shipped.probe_codes[first, 0] = "9999"  # another best code, with its confidence
     reason, _ = shipped.mismatch(model, queries)
-    assert reason.startswith("2 of ") and "probe 5" in reason
+    assert reason.startswith("3 of ")
     shipped, _ = read_ranker("soc2000", directory)
     shipped.probe_confidence = np.full_like(shipped.probe_confidence, np.nan)
-    assert "confidences moved" in shipped.mismatch(model, queries)[0]
+    reason, moved = shipped.mismatch(model, queries)
+    assert "moved by more than" in reason and np.isnan(moved)
+
+
+def test_two_near_equal_codes_may_swap_places(small):
+    model, _, queries, directory = small
+    shipped, _ = read_ranker("soc2000", directory)
+    codes, conf = shipped.probe_codes.copy(), shipped.probe_confidence.copy()
+    i = next(i for i in range(len(codes)) if codes[i, 4])  # a probe with five candidates
+    codes[i, [3, 4]], conf[i, [3, 4]] = codes[i, [4, 3]], conf[i, [4, 3]]
+    conf[i, 4] -= 1e-4  # still within the tolerance of where it was
+    shipped.probe_codes, shipped.probe_confidence = codes, conf
+    reason, moved = shipped.mismatch(model, queries)
+    assert reason is None and moved == pytest.approx(1e-4)
 
 
 def test_a_ranker_that_does_not_fit_the_stages_falls_back_to_the_full_build(small, monkeypatch):
