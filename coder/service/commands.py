@@ -204,7 +204,8 @@ def _is_loopback(host: str) -> bool:
               help="Where models are (default: models/ in a checkout, else a user cache).")
 @click.option("--build-missing", is_flag=True,
               help="Build a scheme that is not built when first asked for, in the background "
-                   "(minutes; requests get 503 until it is ready). Default: 503 naming `coder build`.")
+                   "(about half a minute; requests get 503 until it is ready). "
+                   "Default: 503 naming `coder build`.")
 @click.option("--no-build", is_flag=True,
               help="Fail, instead of building, when a model to load at start-up is missing or stale.")
 @click.option("--access-log", is_flag=True,

@@ -9,8 +9,8 @@ handled on its first request:
   in a folder named by a hash of its data, code and library versions, and never loads one
   made from others): the request gets 503 with the reason and the command that builds it,
   unless the service was started with ``build_missing=True`` (``coder serve
-  --build-missing``), in which case a background build starts (minutes) and requests get 503
-  with ``Retry-After`` until it is done. Building never runs on the event loop;
+  --build-missing``), in which case a background build starts (about half a minute) and
+  requests get 503 with ``Retry-After`` until it is done. Building never runs on the event loop;
 * its files are there but do not load (a checksum that does not match, a truncated file):
   ``failed``, 503 with the store's message; the next request tries again.
 
@@ -39,7 +39,9 @@ __all__ = ["Registry", "ModelUnavailable", "check_model"]
 log = logging.getLogger("coder.service")
 T = TypeVar("T")
 
-BUILD_RETRY_AFTER = 60  # seconds a client is told to wait while a model is being built
+# Seconds a client is told to wait while a model is being built: a build from the shipped
+# ranker takes about half a minute on 2 cores (a full build, without one, a few minutes).
+BUILD_RETRY_AFTER = 15
 
 
 class ModelUnavailable(Exception):
@@ -165,8 +167,9 @@ class Registry:
         if slot.state == "building":
             minutes = (time.time() - slot.since) / 60
             raise ModelUnavailable(name, (
-                f"the {name} model is being built (started {minutes:.0f} min ago; a build takes a "
-                f"few minutes); retry later"), retry_after=BUILD_RETRY_AFTER)
+                f"the {name} model is being built (started {minutes:.0f} min ago; a build takes about "
+                f"half a minute from the shipped ranker, a few minutes in full); retry later"),
+                retry_after=BUILD_RETRY_AFTER)
         try:
             return await asyncio.shield(slot.future)
         except Exception as exc:
