@@ -5,7 +5,7 @@ the held-out queries, trains a ranker per fold for out-of-fold scores, calibrate
 chooses the auto-coding thresholds, and finally fits the stages and a ranker on everything.
 Nine tenths of its two minutes go to the folds and rankers, yet what they leave in the model
 is small: the shipped ranker's trees and calibration maps, the thresholds and the out-of-fold
-figures, about 50 kB a scheme. ``coder/rankers/<scheme>.npz`` (arrays) and ``<scheme>.json``
+figures, under 60 kB a scheme. ``coder/rankers/<scheme>.npz`` (arrays) and ``<scheme>.json``
 (values) hold them for the default build of every scheme, written from a full build by
 ``coder build --scheme all --full --export-rankers coder/rankers``.
 
@@ -14,9 +14,9 @@ ranker learns with) equals the shipped one's fits the stages on every entry, as 
 build does last, and takes the rest from the files: with the library versions that exported
 them, the model is the full build's, array for array (its pickle's bytes may differ in how
 objects are shared). The stages' code is not in the spec, so the fitted model then codes the
-probe queries (`probe_queries`) and must give the codes and, within `PROBE_TOLERANCE`, the
-confidences the full build gave them; otherwise (a stage changed without a new
-FEATURE_VERSION, or other library versions moved a feature) the caller builds in full.
+probe queries (`probe_queries`) and must give each code the confidence the full build gave
+it, within `PROBE_TOLERANCE` (`ShippedRanker.mismatch`); otherwise (a stage changed without a
+new FEATURE_VERSION, or other library versions moved a feature) the caller builds in full.
 """
 
 from __future__ import annotations
