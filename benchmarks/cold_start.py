@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import REPO, git_commit, load_average, log
+from benchmarks._common import REPO, built_folder, git_commit, load_average, log
 
 RESULTS = REPO / "benchmarks" / "results"
 FIRST_FILE_TARGET, OTHER_SCHEME_TARGET = 60.0, 30.0
@@ -60,8 +60,8 @@ def _timed(command: list[str] | str, *, cwd: Path, env: dict[str, str], shell: b
 
 
 def _manifest(directory: Path, scheme: str) -> dict:
-    found = sorted(directory.glob(f"{scheme}-*/manifest.json"))
-    return json.loads(found[0].read_text()) if found else {}
+    folder = built_folder(scheme, directory)
+    return json.loads((folder / "manifest.json").read_text()) if folder is not None else {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,13 +139,12 @@ class ShippedRanker:
             was = {c: p for c, p in zip(was_codes, was_conf) if c}
             moves = [(abs(now.get(c, 0.0) - was.get(c, 0.0)), c, now.get(c, 0.0), was.get(c, 0.0))
                      for c in sorted(now.keys() | was.keys())]
-            nan = [m for m in moves if m[0] != m[0]]
-            worst.append(nan[0] if nan else max(moves, default=(0.0, "", 0.0, 0.0)))
-        moved = [m[0] for m in worst]
-        largest = float(np.max(moved, initial=0.0)) if not any(m != m for m in moved) else float("nan")
-        over = [i for i, m in enumerate(moved) if not m <= PROBE_TOLERANCE]  # NaN too
-        if over:
-            i = max(over, key=lambda j: moved[j] if moved[j] == moved[j] else float("inf"))
+            worst.append(max(moves, key=lambda m: np.nan_to_num(m[0], nan=np.inf), default=(0.0, "", 0.0, 0.0)))
+        moved = np.array([m[0] for m in worst], np.float64)
+        largest = float(np.nan if np.isnan(moved).any() else moved.max(initial=0.0))
+        over = np.flatnonzero(~(moved <= PROBE_TOLERANCE))  # NaN too
+        if len(over):
+            i = int(over[np.argmax(np.nan_to_num(moved[over], nan=np.inf))])
             _, code, now_p, was_p = worst[i]
             return (f"{len(over)} of {len(codes)} probe queries moved by more than {PROBE_TOLERANCE:g} (probe {i}, "
                     f"code {code}: confidence {now_p:.4f} against {was_p:.4f} exported)"), largest
