@@ -679,7 +679,7 @@ class TextSink(Sink):
     def commit(self) -> int:
         self.checkpoint()
         self._fh.close()
-        counted = _count_text_rows(self.partial, self.sep)
+        counted = _count_text_rows(self.partial, self.sep, expected=self.rows)
         if counted != self.rows:
             raise InputError(f"{self.target}: wrote {self.rows:,} rows but the file reads back as "
                              f"{counted:,}; output not saved (the partial file is {self.partial})")
@@ -737,7 +737,15 @@ def csv_bytes(frame: pd.DataFrame, sep: str = ",", *, header: bool = True) -> by
     return buf.getvalue().encode("utf-8")
 
 
-def _count_text_rows(path: Path, sep: str) -> int:
+def _count_text_rows(path: Path, sep: str, *, expected: int | None = None) -> int:
+    """Data rows of a CSV/TSV file as read back (quoted line breaks inside a cell).
+
+    With ``expected``, pyarrow's parser (on every core, 2-3x faster) counts first; only when
+    it is missing, fails or disagrees does pandas' parser give the answer."""
+    if expected is not None:
+        quick = _count_text_rows_arrow(path, sep)
+        if quick == expected:
+            return quick
     with open(path, encoding="utf-8-sig", newline="") as fh:
         if not fh.readline():
             return 0
@@ -748,6 +756,27 @@ def _count_text_rows(path: Path, sep: str) -> int:
             for chunk in reader:
                 rows += len(chunk)
     return rows
+
+
+def _count_text_rows_arrow(path: Path, sep: str) -> int | None:
+    """Data rows by pyarrow (the header row not counted), or None when it cannot say."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline()
+        if not first.strip(codecs.BOM_UTF8 + b"\r\n"):
+            return None
+        table = pacsv.read_csv(
+            path, read_options=pacsv.ReadOptions(skip_rows=1, autogenerate_column_names=True),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(include_columns=["f0"], column_types={"f0": pa.string()}))
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    return table.num_rows
 
 
 def part_format() -> str:

@@ -59,7 +59,8 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,10 @@ if TYPE_CHECKING:
 __all__ = ["code_file", "RunSummary", "state_path", "PARALLEL_MIN"]
 
 PARALLEL_MIN = 2_000  # new answers in one chunk worth starting worker processes for
+# Once they run, a chunk with this many new answers (two of the smallest batches) is shared
+# with them: a survey file's later chunks bring a few hundred to a thousand new answers each,
+# and coding those here alone left the workers idle for most of the run.
+PARALLEL_AGAIN = 500
 PROGRESS_BATCH = 1_000  # new answers coded between progress reports when coding in this process (~1 s)
 REFER_CANDIDATES = 5  # candidates shown in the referral file (more with a larger --top-k)
 DEFAULT_CANDIDATES = 5  # candidates shown with --candidates and no --top-k
@@ -158,6 +163,10 @@ def _worker_code(keys: list[Key], k: int) -> list[Coded]:
     return coded_rows(_WORKER["coder"], keys, k)
 
 
+def _worker_ready() -> None:
+    """A task that returns once a worker has started (and loaded its model)."""
+
+
 def _batches(keys: list[Key], workers: int) -> list[list[Key]]:
     size = max(250, min(4_000, -(-len(keys) // (workers * 4))))
     return [keys[i:i + size] for i in range(0, len(keys), size)]
@@ -186,7 +195,8 @@ class LocalBackend:
     def __call__(self, keys: list[Key], report: Callable[[list[Key]], None] | None = None) -> list[Coded]:
         """Code ``keys``, in order. ``report`` is called with each batch of keys once it is
         coded (in any order), so a progress bar can move while a big batch is coded."""
-        if self.jobs < 2 or len(keys) < self.parallel_min:
+        if self.jobs < 2 or len(keys) < (self.parallel_min if self._pool is None else
+                                         min(self.parallel_min, PARALLEL_AGAIN)):
             return self._here(keys, report)
         from concurrent.futures.process import BrokenProcessPool
 
@@ -201,6 +211,15 @@ class LocalBackend:
             self.say("could not start worker processes; coding in this process only")
             self.jobs, self.workers = 1, 1
             return self._here(keys, report)
+
+    def warm(self) -> None:
+        """Start the worker processes now, in the background: a big input's first chunk then
+        finds them ready (each takes about a second to start and load the model)."""
+        if self.jobs >= 2:
+            try:
+                self._start().submit(_worker_ready)
+            except Exception:  # noqa: BLE001 - the first big chunk starts them, or codes here
+                self.close()
 
     def _here(self, keys: list[Key], report: Callable[[list[Key]], None] | None) -> list[Coded]:
         """Code in this process: in one go, or in batches of `PROGRESS_BATCH` to report."""
@@ -217,6 +236,7 @@ class LocalBackend:
         from concurrent.futures import FIRST_COMPLETED, wait
 
         pool = self._start()
+        self.workers = self.jobs
         batches = _batches(keys, self.jobs)
         futures = [pool.submit(_worker_code, batch, self.k) for batch in batches]
         done: list[list[Coded] | None] = [None] * len(batches)
@@ -256,7 +276,6 @@ class LocalBackend:
                 initializer=_init_worker,
                 initargs=(self.coder.scheme_name, self.model_dir, self.threshold, self.coder.decisions),
             )
-            self.workers = self.jobs
         return self._pool
 
     def close(self) -> None:
@@ -323,6 +342,17 @@ class DaskBackend:
 # ------------------------------------------------------------------------------ helpers
 
 
+def _expected_rows(source: Any) -> int:
+    """Rows the input holds, or for a text file a low guess from its size (64 bytes a row):
+    enough to decide whether worker processes are worth starting before the first chunk."""
+    if source.total_rows is not None:
+        return int(source.total_rows)
+    try:
+        return source.path.stat().st_size // 64
+    except OSError:
+        return 0
+
+
 def cpu_count() -> int:
     """CPUs this process may use (the affinity mask where the OS has one)."""
     try:
@@ -364,6 +394,105 @@ def _variable_labels(scheme: str, missing_code: str) -> dict[str, str]:
         "input_row": "Row number in the input file (1 = first data row)",
         "candidate_titles": "Top candidates with their titles",
     }
+
+
+_END = object()
+
+
+def _read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """``chunks``, each read on a background thread while this one codes the one before
+    (pandas' parser and pyarrow mostly run without the GIL). At most one chunk is read
+    ahead; a reading error is raised here, after the chunks before it, as without the
+    thread. Closing this generator stops the thread and closes ``chunks``."""
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not put((chunk, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            put((_END, exc))
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=read, name="coder-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            chunk, error = box.get()
+            if chunk is _END:
+                if error is not None:
+                    raise error
+                return
+            yield chunk
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _write_chunk(sinks: dict[str, Sink], state_file: Path, recorded: dict, out: pd.DataFrame,
+                 rows: Sequence[Row], inv: np.ndarray, start_row: int) -> None:
+    """Append one coded chunk to the output (and the referral file), then record the
+    checkpoint: the state file names only chunks whose rows are durably written."""
+    sinks["output"].append(out)
+    if "refer" in sinks:
+        sinks["refer"].append(_refer_rows(out, rows, inv, start_row))
+    _write_json_atomic(state_file, {**recorded, "output": sinks["output"].checkpoint(),
+                                    "refer": sinks["refer"].checkpoint() if "refer" in sinks else None})
+
+
+class _ChunkWriter:
+    """Writes coded chunks on one background thread, in order, while this thread reads and
+    codes the next chunk: formatting and writing a chunk (pyarrow, the disk) mostly run
+    without the GIL, and worker processes were idle while this process wrote.
+
+    At most one chunk waits to be written (memory stays at about one chunk more); a write's
+    error is raised by the next `submit` or by `wait`.
+    """
+
+    def __init__(self) -> None:
+        self._pool: Any = None
+        self._pending: Any = None
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self.wait()
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coder-write")
+        self._pending = self._pool.submit(fn, *args)
+
+    def wait(self) -> None:
+        """Until the last chunk submitted is written; its error, if any, raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Let a write in progress end (its error is dropped: the run is stopping anyway), then
+        stop the thread."""
+        try:
+            self.wait()
+        except BaseException:  # noqa: BLE001 - already stopping on another error
+            pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 class _Tracker:
@@ -590,6 +719,8 @@ def code_file(
             settings["model"] = _model_identity(scheme_name, model_dir)
         backend = LocalBackend(coder, k_code, jobs=jobs, model_dir=model_dir, threshold=threshold,
                                parallel_min=parallel_min, say=say)
+        if _expected_rows(source) >= parallel_min:
+            backend.warm()
     if state is not None and settings["model"] != state["settings"].get("model"):
         backend.close()
         raise InputError("cannot resume: the model changed since the interrupted run; "
@@ -611,6 +742,8 @@ def code_file(
     rows_in = 0
     bar: RowBar | None = None
     coding_started = time.perf_counter()
+    writer = _ChunkWriter()
+    stack = ExitStack()  # the reading thread, stopped however the run ends
     try:
         sinks["output"] = open_sink(out_path, bom=source.bom, labels=out_labels,
                                     state=state["output"] if state else None)
@@ -633,7 +766,8 @@ def code_file(
             tracker = _Tracker(backend, _fan_out(reports), total=total, done_rows=done_rows, started=coding_started)
             chunker.code_keys = tracker.code_keys  # the chunk's new answers go through the tracker
         signature = _input_signature(in_path)  # saved with each checkpoint; --resume compares it
-        for number, chunk in enumerate(source.chunks(chunk_size)):
+        chunks = stack.enter_context(closing(_read_ahead(source.chunks(chunk_size))))
+        for number, chunk in enumerate(chunks):
             start_row = rows_in
             rows_in += len(chunk)
             if number < done_chunks:
@@ -655,19 +789,14 @@ def code_file(
                 counts[code] += int(n)
                 statuses[status] += int(n)
                 by_status[(code, status)] += int(n)
-            sinks["output"].append(out)
-            if "refer" in sinks:
-                sinks["refer"].append(_refer_rows(out, rows, inv, start_row))
-            _write_json_atomic(state_file, {
-                "version": STATE_VERSION, "input": signature, "settings": settings,
-                "chunks": number + 1, "rows": rows_in,
-                "output": sinks["output"].checkpoint(),
-                "refer": sinks["refer"].checkpoint() if "refer" in sinks else None,
-                "counts": dict(counts), "statuses": dict(statuses),
-                "by_status": [[c, st, n] for (c, st), n in sorted(by_status.items())],
-            })
+            # The counts as they stand after this chunk: the writer records them with its checkpoint.
+            recorded = {"version": STATE_VERSION, "input": signature, "settings": settings,
+                        "chunks": number + 1, "rows": rows_in, "counts": dict(counts), "statuses": dict(statuses),
+                        "by_status": [[c, st, n] for (c, st), n in sorted(by_status.items())]}
+            writer.submit(_write_chunk, sinks, state_file, recorded, out, rows, inv, start_row)
             if tracker is not None:
                 tracker.chunk_done(rows_in, chunker.distinct_coded)
+        writer.wait()
         if bar is not None:
             bar.close(rows=rows_in)
             bar = None
@@ -690,6 +819,7 @@ def code_file(
                            missing_code=str(missing_code))
         state_file.unlink(missing_ok=True)
     except BaseException as exc:
+        writer.close()  # a chunk being written is finished first: its checkpoint stays valid
         if bar is not None:
             bar.close()
         for sink in sinks.values():
@@ -699,6 +829,8 @@ def code_file(
                 "created. Run the same command with --resume to continue")
         raise
     finally:
+        stack.close()
+        writer.close()
         backend.close()
     finished = time.perf_counter()
     if source.fallback_cells:
