@@ -185,3 +185,25 @@ def test_writes_behind_and_reads_ahead_give_the_same_file(tmp_path: Path, small_
     refer = [pd.read_csv(tmp_path / f"{n}_refer.csv", dtype=str) for n in ("one", "many")]
     pd.testing.assert_frame_equal(*refer)
     assert not _reading_threads()
+
+
+def test_coding_processes_run_rapidfuzz_on_one_thread(small_coder):
+    from coder.stages import fuzzy
+
+    fuzzy_stage = next(s for s in small_coder.generator.stages_ if s.name == "fuzzy")
+    titles = [f"staf nurse {i}" for i in range(40)]  # over 16: a block rapidfuzz may thread
+    threaded = fuzzy_stage.query(titles)
+    assert fuzzy.THREADS is None
+    limits = runner._one_thread()
+    try:
+        assert fuzzy.THREADS == 1
+        single = fuzzy_stage.query(titles)
+    finally:
+        limits.restore_original_limits()
+    assert fuzzy.THREADS is None
+    assert (single.idx == threaded.idx).all() and (single.score == threaded.score).all()
+    alone = runner._one_thread(fuzzy_too=False)  # one process: rapidfuzz may use every CPU
+    try:
+        assert fuzzy.THREADS is None
+    finally:
+        alone.restore_original_limits()

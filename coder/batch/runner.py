@@ -13,11 +13,15 @@ How a run works
    dropped first) are coded. The engine normalises them and caches again on normalised keys.
 3. Coding runs in this process for small amounts of work. When a chunk has at least
    ``parallel_min`` new answers and ``jobs > 1``, a pool of ``jobs - 1`` worker processes is
-   started once (each loads the model once) and this process works alongside them, taking
-   batches from the back of the queue, so starting the pool never stalls the run.
+   started once (each loads the model once; for an input of at least ``parallel_min`` rows
+   they start in the background before the first chunk) and this process works alongside
+   them, taking batches from the back of the queue, so starting the pool never stalls the
+   run. Once the pool runs, any chunk with `PARALLEL_AGAIN` new answers is shared with it.
+   The next chunk is read on a background thread while this one is coded.
    ``engine="dask"`` sends the new answers to a Dask cluster instead; the file itself is read
    and written here, so the workers do not need to see it.
-4. Output goes to hidden partial files next to the target (see `coder.batch.formats`). After
+4. Output goes to hidden partial files next to the target (see `coder.batch.formats`),
+   written on a background thread while the next chunk is coded. After
    each chunk is durably written, a small state file ``.OUTPUT.coder-state.json`` records how
    far the run got. At the end the output is read back, its row count is checked against the
    input's, and only then is it renamed onto the target; the state file is removed.
@@ -137,17 +141,39 @@ def state_path(output: str | os.PathLike) -> Path:
 _WORKER: dict[str, Any] = {}
 
 
-def _one_thread() -> Any:
-    """Limit BLAS/OpenMP to one thread in this process (None if threadpoolctl is missing).
+class _OneThread:
+    """BLAS/OpenMP and rapidfuzz limited to one thread in this process, until
+    `restore_original_limits`.
 
     Several coding processes each running a thread per CPU oversubscribe the machine; with
-    OpenBLAS's spinning threads that made a two-process run several times slower than one.
+    OpenBLAS's spinning threads that made a two-process run several times slower than one,
+    and rapidfuzz's threads cost a two-process run 3% (22.0 s against 22.7 s for 100,000
+    distinct titles).
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn depends on it
-        return None
-    return threadpool_limits(limits=1)
+
+    def __init__(self, *, fuzzy_too: bool = True) -> None:
+        from ..stages import fuzzy
+
+        self._fuzzy = fuzzy.THREADS
+        if fuzzy_too:
+            fuzzy.THREADS = 1
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - scikit-learn depends on it
+            self._blas = None
+        else:
+            self._blas = threadpool_limits(limits=1)
+
+    def restore_original_limits(self) -> None:
+        from ..stages import fuzzy
+
+        fuzzy.THREADS = self._fuzzy
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+
+
+def _one_thread(*, fuzzy_too: bool = True) -> _OneThread:
+    return _OneThread(fuzzy_too=fuzzy_too)
 
 
 def _init_worker(scheme: str, model_dir: str | None, threshold: float | None, decisions: Any = None) -> None:
@@ -189,7 +215,7 @@ class LocalBackend:
         self._pool_worked = False
         # Coding processes run one BLAS/OpenMP thread each: parallelism comes from processes,
         # and the engine's multithreaded paths were slower than one thread on a busy machine.
-        self._threads: Any = _one_thread()
+        self._threads: Any = _one_thread(fuzzy_too=self.jobs > 1)  # alone, rapidfuzz may use every CPU
         self.workers = 1  # processes that coded: this one, plus the pool once started
 
     def __call__(self, keys: list[Key], report: Callable[[list[Key]], None] | None = None) -> list[Coded]:

@@ -26,6 +26,11 @@ def _sort_words(title: str) -> str:
     return " ".join(sorted(title.split()))
 
 
+# Threads rapidfuzz may use in this process; None: the stage's own ``workers``. Processes that
+# code side by side (`coder.batch`) set 1: a thread per CPU in each oversubscribes the machine.
+THREADS: int | None = None
+
+
 class FuzzyStage:
     """Best k index titles by `fuzz.token_sort_ratio` (0-100, scaled to 0-1), the typo fallback.
 
@@ -61,7 +66,7 @@ class FuzzyStage:
                 block, self.sorted_titles_, scorer=fuzz.ratio, dtype=np.uint8,
                 score_cutoff=self.score_cutoff,
                 # Starting threads costs more than scoring a handful of queries.
-                workers=self.workers if len(block) > 16 else 1,
+                workers=(self.workers if THREADS is None else THREADS) if len(block) > 16 else 1,
             )
             # Scores under the cutoff are 0, so the matrix is mostly empty: rank the rest.
             top = top_k_at(scores, nonzero_bytes(scores), self.k)
@@ -79,6 +84,6 @@ class FuzzyStage:
             return {"fuzzy": pairs.from_titles(np.zeros(0, np.float32))}
         ratio = process.cpdist(
             [queries.titles[i] for i in pairs.tq], [self.titles_[j] for j in pairs.tt],
-            scorer=fuzz.token_sort_ratio, workers=-1 if n > 20_000 else 1,
+            scorer=fuzz.token_sort_ratio, workers=(-1 if THREADS is None else THREADS) if n > 20_000 else 1,
         ).astype(np.float32) / 100.0
         return {"fuzzy": pairs.from_titles(ratio)}
