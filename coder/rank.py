@@ -130,11 +130,13 @@ class _Forest:
                 possible &= self.table[position[:, f]]
         lowest = possible & (~possible + possible.dtype.type(1))
         leaf = np.bitwise_count(lowest - possible.dtype.type(1))
-        values = np.empty((len(X), self.n_trees + 1))
-        values[:, 0] = self.baseline
-        values[:, 1:] = self.leaf_values[self.leaf_start + leaf]
-        # sklearn adds tree after tree to the baseline: a running sum keeps that order.
-        return np.cumsum(values, axis=1)[:, -1]
+        # Tree-major (trees x rows): sklearn adds tree after tree to the baseline, and NumPy's
+        # reduction over the outer axis adds row after row in that order too (only sums along
+        # the contiguous axis are pairwise), with whole rows of SIMD adds: 2x a running sum.
+        values = np.empty((self.n_trees + 1, len(X)))
+        values[0] = self.baseline
+        values[1:] = self.leaf_values[self.leaf_start[:, None] + leaf.T]
+        return np.add.reduce(values, axis=0)
 
 
 class Ranker:

@@ -406,6 +406,45 @@ def test_top_k_entries_orders_as_a_lexsort_with_ties_in_given_order(n, m, dtype,
         assert (got.idx[r, len(mine):] == -1).all()
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 20), st.integers(0, 3000), st.sampled_from([1, 3, 10]), st.booleans(),
+       st.sampled_from([np.float32, np.uint8]), st.integers(0, 2**31 - 1))
+def test_top_k_entries_cut_to_the_likely_best_keeps_every_tie(n, m, k, few_values, dtype, seed):
+    """Rows with many entries are first cut to the value bins of their k-th best (`_may_rank`):
+    the result is still a lexsort's, ties in the given order, rows with fewer than k whole."""
+    from coder.stages.base import top_k_entries
+
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, m, p=np.r_[0.9, np.full(n - 1, 0.1 / max(n - 1, 1))] if n > 1 else None))
+    cols = rng.permutation(m)
+    if dtype is np.uint8:
+        data = rng.integers(60, 101 if not few_values else 63, m).astype(np.uint8)
+    elif few_values:
+        data = rng.choice(np.array([0.05, 0.3, 0.3000001, 0.7, 0.99], np.float32), m)
+    else:
+        data = (rng.random(m) ** 3).astype(np.float32)
+    got = top_k_entries(rows, cols, data, n, k)
+    order = np.lexsort((-data.astype(np.float64), rows))
+    for r in range(n):
+        mine = order[rows[order] == r][:k]
+        assert got.idx[r, :len(mine)].tolist() == cols[mine].tolist()
+        assert got.score[r, :len(mine)].tolist() == data[mine].astype(np.float32).tolist()
+        assert (got.idx[r, len(mine):] == -1).all()
+
+
+def test_the_cut_drops_entries_that_cannot_rank_and_keeps_ties():
+    from coder.stages.base import _may_rank
+
+    rows = np.repeat([0, 1, 2], [100, 100, 2])
+    data = np.r_[np.linspace(0.05, 1.0, 100), np.full(100, 0.5), [0.2, 0.9]].astype(np.float32)
+    keep = _may_rank(rows, data, 3, 3)
+    assert keep[:100].sum() < 10 and keep[97:100].all()  # row 0: its best few bins only
+    assert keep[100:200].all()  # row 1: one value, all tied
+    assert keep[200:].all()  # row 2: fewer than k
+    assert _may_rank(rows, np.full(len(rows), 0.5, np.float32), 3, 3) is None  # nothing to cut by
+    assert _may_rank(rows, np.r_[data[:-1], np.inf].astype(np.float32), 3, 3) is None
+
+
 def test_top_k_entries_refuses_scores_float32_would_round():
     from coder.stages.base import top_k_entries
 
