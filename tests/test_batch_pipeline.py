@@ -207,3 +207,32 @@ def test_coding_processes_run_rapidfuzz_on_one_thread(small_coder):
         assert fuzzy.THREADS is None
     finally:
         alone.restore_original_limits()
+
+
+def test_heap_freezer_freezes_then_collects_frozen_cycles_once_the_heap_doubled():
+    import gc
+    import weakref
+
+    from coder.batch.heap import HeapFreezer
+
+    class Node:
+        pass
+
+    heap = HeapFreezer()
+    try:
+        heap.settle()  # the heap as found: frozen, nothing walked
+        assert gc.get_freeze_count() > 0
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle, alive at the next settle: frozen with the rest
+        gone = weakref.ref(a)
+        heap.settle()
+        del a, b
+        gc.collect()
+        assert gone() is not None  # frozen: ordinary collections skip it
+        keep = [[i] for i in range(2 * gc.get_freeze_count() + 1000)]  # the frozen heap doubles
+        heap.settle()
+        assert gone() is None  # one collection over everything found the frozen cycle
+        assert gc.get_freeze_count() > len(keep)  # and what is alive is frozen again
+    finally:
+        heap.release()
+    assert gc.get_freeze_count() == 0

@@ -79,6 +79,7 @@ from ..progress import CodingProgress, RowBar, build_progress
 from ..schemes import MISSING_CODE, load_scheme
 from .formats import (OutputLabels, Sink, check_output_names, estimate_text_rows, file_format, open_sink,
                       open_source)
+from .heap import HeapFreezer
 from .frame import ChunkCoder, Coded, Key, Row, check_columns, coded_rows, output_columns, take_text
 
 if TYPE_CHECKING:
@@ -183,10 +184,13 @@ def _init_worker(scheme: str, model_dir: str | None, threshold: float | None, de
 
     _WORKER["coder"] = Coder.load(scheme, model_dir=model_dir, threshold=threshold, build=False,
                                   decisions=decisions)
+    _WORKER["heap"] = HeapFreezer()
 
 
 def _worker_code(keys: list[Key], k: int) -> list[Coded]:
-    return coded_rows(_WORKER["coder"], keys, k)
+    rows = coded_rows(_WORKER["coder"], keys, k)
+    _WORKER["heap"].settle()
+    return rows
 
 
 def _worker_ready() -> None:
@@ -217,6 +221,7 @@ class LocalBackend:
         # and the engine's multithreaded paths were slower than one thread on a busy machine.
         self._threads: Any = _one_thread(fuzzy_too=self.jobs > 1)  # alone, rapidfuzz may use every CPU
         self.workers = 1  # processes that coded: this one, plus the pool once started
+        self._heap = HeapFreezer()
 
     def __call__(self, keys: list[Key], report: Callable[[list[Key]], None] | None = None) -> list[Coded]:
         """Code ``keys``, in order. ``report`` is called with each batch of keys once it is
@@ -250,11 +255,14 @@ class LocalBackend:
     def _here(self, keys: list[Key], report: Callable[[list[Key]], None] | None) -> list[Coded]:
         """Code in this process: in one go, or in batches of `PROGRESS_BATCH` to report."""
         if report is None:
-            return coded_rows(self.coder, keys, self.k)
+            rows = coded_rows(self.coder, keys, self.k)
+            self._heap.settle()
+            return rows
         out: list[Coded] = []
         for start in range(0, len(keys), PROGRESS_BATCH):
             batch = keys[start:start + PROGRESS_BATCH]
             out.extend(coded_rows(self.coder, batch, self.k))
+            self._heap.settle()
             report(batch)
         return out
 
@@ -276,6 +284,7 @@ class LocalBackend:
         for i in reversed(range(len(batches))):  # this process takes work from the back
             if futures[i].cancel():
                 done[i] = coded_rows(self.coder, batches[i], self.k)
+                self._heap.settle()
                 if report is not None:
                     report(batches[i])
                     for j in range(len(batches)):  # and the workers' batches finished meanwhile
@@ -311,6 +320,7 @@ class LocalBackend:
         if self._threads is not None:
             self._threads.restore_original_limits()
             self._threads = None
+        self._heap.release()
 
 
 class DaskBackend:
