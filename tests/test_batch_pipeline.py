@@ -236,3 +236,22 @@ def test_heap_freezer_freezes_then_collects_frozen_cycles_once_the_heap_doubled(
     finally:
         heap.release()
     assert gc.get_freeze_count() == 0
+
+
+def test_heap_freezer_leaves_a_process_that_froze_objects_itself_alone():
+    import gc
+
+    from coder.batch.heap import HeapFreezer
+
+    gc.freeze()  # as a server does before forking its workers
+    try:
+        before = gc.get_freeze_count()
+        heap = HeapFreezer()
+        keep = [[i] for i in range(1000)]
+        heap.settle()
+        assert gc.get_freeze_count() == before  # nothing more frozen
+        heap.release()
+        assert gc.get_freeze_count() == before  # and nothing unfrozen
+        assert keep
+    finally:
+        gc.unfreeze()

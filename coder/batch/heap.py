@@ -19,13 +19,20 @@ __all__ = ["HeapFreezer"]
 
 
 class HeapFreezer:
-    """Call `settle` after each coded batch and `release` when the run ends."""
+    """Call `settle` after each coded batch and `release` when the run ends.
+
+    A process that froze objects itself (a server before forking its workers) is left as it
+    is: freezing is its own to manage.
+    """
 
     def __init__(self) -> None:
         self._frozen_after_full: int | None = None
+        self._active = gc.get_freeze_count() == 0
 
     def settle(self) -> None:
         """Freeze what is alive now; once over everything when the frozen heap doubled."""
+        if not self._active:
+            return
         gc.freeze()
         if self._frozen_after_full is None:  # the heap as the run found it
             self._frozen_after_full = max(gc.get_freeze_count(), 1)
@@ -35,7 +42,8 @@ class HeapFreezer:
             gc.freeze()
             self._frozen_after_full = max(gc.get_freeze_count(), 1)
 
-    @staticmethod
-    def release() -> None:
+    def release(self) -> None:
         """Back to normal collections (a run inside someone else's process ends)."""
-        gc.unfreeze()
+        if self._active and self._frozen_after_full is not None:
+            gc.unfreeze()
+            self._frozen_after_full = None
