@@ -142,14 +142,13 @@ def make_survey_file(path: Path, rows: int) -> dict:
     """The speed benchmark's survey-like rows (``python -m benchmarks --only speed``), as a file:
     20,000 index-drawn answers (half made messy, 30% with their industry), drawn Zipf-like
     (exponent 1.1) with its seeds, so the whole command is measured on the same rows."""
-    from benchmarks._common import zipf_rows
     from benchmarks.devsets import survey_pool
+    from benchmarks.run import FULL, SURVEY_DRAW, _survey_rows
 
-    pool = survey_pool(pool_size=20_000, seed=0)
-    picks = zipf_rows(len(pool), rows, exponent=1.1, seed=0)
-    df = pd.DataFrame({"id": np.char.add("S", np.arange(rows).astype(str)),
-                       "job_title": np.asarray([t for t, _ in pool], dtype=object)[picks],
-                       "industry": np.asarray([i or "" for _, i in pool], dtype=object)[picks]})
+    pool = survey_pool(pool_size=FULL["pool"], seed=0)
+    titles, industries = _survey_rows({"pool": pool, "survey_rows": rows, **SURVEY_DRAW})
+    df = pd.DataFrame({"id": np.char.add("S", np.arange(rows).astype(str)), "job_title": titles,
+                       "industry": [i or "" for i in industries]})
     df.to_csv(path, index=False)
     return {"rows": rows, "pool": len(pool),
             "distinct_pairs": int(len(df.drop_duplicates(["job_title", "industry"]))), "bytes": path.stat().st_size}

@@ -111,6 +111,10 @@ def _read_inputs(path: str) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
+# How survey-like rows are drawn from the pool (also `batch_bench`'s survey-like file).
+SURVEY_DRAW = {"exponent": 1.1, "seed": 0}
+
+
 def _survey_rows(inputs: dict[str, Any]) -> tuple[list[str], list[str]]:
     from benchmarks._common import zipf_rows  # not devsets: it imports pandas
 
@@ -551,7 +555,7 @@ def run_speed(args: argparse.Namespace, split, cfg: dict, build: dict | None) ->
     distinct = [pairs[i] for i in order[: cfg["distinct"]]]
     latency = [pairs[i] for i in order[::-1][: cfg["latency"]]]
     inputs = {"distinct": distinct, "latency": latency, "pool": survey_pool(pool_size=cfg["pool"], seed=0),
-              "survey_rows": cfg["survey_rows"], "exponent": 1.1, "seed": 0, "chunk": cfg["chunk"],
+              "survey_rows": cfg["survey_rows"], **SURVEY_DRAW, "chunk": cfg["chunk"],
               "baseline_budget_s": cfg["baseline_budget_s"]}
     with tempfile.TemporaryDirectory(prefix="coder-bench-") as tmp:
         path = Path(tmp) / "inputs.json"

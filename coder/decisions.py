@@ -71,6 +71,7 @@ SOURCES = ("clerical", "imported", "override")
 STORE_ENV = "CODER_STORE"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0  # a writer waits this long for another to finish before giving up
+FEW_KEYS = 64  # lookups of up to this many answers query the file per answer (no table scan)
 # Connections of one process are set up one at a time (see `DecisionStore._open`).
 _SETUP_LOCK = threading.Lock()
 
@@ -79,7 +80,7 @@ def _contended(exc: sqlite3.OperationalError) -> bool:
     """Whether SQLite refused because another connection held the file (worth another try)."""
     text = str(exc).lower()
     return "locked" in text or "busy" in text
-FEW_KEYS = 64  # lookups of up to this many answers query the file per answer (no table scan)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -194,7 +194,7 @@ def test_coding_processes_run_rapidfuzz_on_one_thread(small_coder):
     titles = [f"staf nurse {i}" for i in range(40)]  # over 16: a block rapidfuzz may thread
     threaded = fuzzy_stage.query(titles)
     assert fuzzy.THREADS is None
-    limits = runner._one_thread()
+    limits = runner._OneThread()
     try:
         assert fuzzy.THREADS == 1
         single = fuzzy_stage.query(titles)
@@ -202,7 +202,7 @@ def test_coding_processes_run_rapidfuzz_on_one_thread(small_coder):
         limits.restore_original_limits()
     assert fuzzy.THREADS is None
     assert (single.idx == threaded.idx).all() and (single.score == threaded.score).all()
-    alone = runner._one_thread(fuzzy_too=False)  # one process: rapidfuzz may use every CPU
+    alone = runner._OneThread(fuzzy_too=False)  # one process: rapidfuzz may use every CPU
     try:
         assert fuzzy.THREADS is None
     finally:

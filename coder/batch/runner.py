@@ -173,13 +173,9 @@ class _OneThread:
             self._blas.restore_original_limits()
 
 
-def _one_thread(*, fuzzy_too: bool = True) -> _OneThread:
-    return _OneThread(fuzzy_too=fuzzy_too)
-
-
 def _init_worker(scheme: str, model_dir: str | None, threshold: float | None, decisions: Any = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _WORKER["threads"] = _one_thread()
+    _WORKER["threads"] = _OneThread()
     from ..engine import Coder
 
     _WORKER["coder"] = Coder.load(scheme, model_dir=model_dir, threshold=threshold, build=False,
@@ -219,7 +215,7 @@ class LocalBackend:
         self._pool_worked = False
         # Coding processes run one BLAS/OpenMP thread each: parallelism comes from processes,
         # and the engine's multithreaded paths were slower than one thread on a busy machine.
-        self._threads: Any = _one_thread(fuzzy_too=self.jobs > 1)  # alone, rapidfuzz may use every CPU
+        self._threads: Any = _OneThread(fuzzy_too=self.jobs > 1)  # alone, rapidfuzz may use every CPU
         self.workers = 1  # processes that coded: this one, plus the pool once started
         self._heap = HeapFreezer()
 
@@ -255,16 +251,19 @@ class LocalBackend:
     def _here(self, keys: list[Key], report: Callable[[list[Key]], None] | None) -> list[Coded]:
         """Code in this process: in one go, or in batches of `PROGRESS_BATCH` to report."""
         if report is None:
-            rows = coded_rows(self.coder, keys, self.k)
-            self._heap.settle()
-            return rows
+            return self._code(keys)
         out: list[Coded] = []
         for start in range(0, len(keys), PROGRESS_BATCH):
             batch = keys[start:start + PROGRESS_BATCH]
-            out.extend(coded_rows(self.coder, batch, self.k))
-            self._heap.settle()
+            out.extend(self._code(batch))
             report(batch)
         return out
+
+    def _code(self, keys: list[Key]) -> list[Coded]:
+        """Code ``keys`` in this process, then freeze what stays alive (`HeapFreezer`)."""
+        rows = coded_rows(self.coder, keys, self.k)
+        self._heap.settle()
+        return rows
 
     def _parallel(self, keys: list[Key], report: Callable[[list[Key]], None] | None = None) -> list[Coded]:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -283,8 +282,7 @@ class LocalBackend:
 
         for i in reversed(range(len(batches))):  # this process takes work from the back
             if futures[i].cancel():
-                done[i] = coded_rows(self.coder, batches[i], self.k)
-                self._heap.settle()
+                done[i] = self._code(batches[i])
                 if report is not None:
                     report(batches[i])
                     for j in range(len(batches)):  # and the workers' batches finished meanwhile

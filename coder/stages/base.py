@@ -131,9 +131,10 @@ def top_k_entries(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, n: int, 
     if len(data) == 0:
         return out
     if len(data) > _CUT_ABOVE * k * n:
-        keep = _may_rank(rows, np.asarray(data), n, k)
+        data = np.asarray(data)
+        keep = _may_rank(rows, data, n, k)
         if keep is not None:
-            rows, cols, data = rows[keep], cols[keep], np.asarray(data)[keep]
+            rows, cols, data = rows[keep], cols[keep], data[keep]
     # Sort every row's entries by descending score in one pass: one stable sort of a uint64
     # key (row, then score descending), the order `np.lexsort((-data, rows))` gives, 3x faster.
     order = np.argsort(_row_then_descending(rows, data), kind="stable")
