@@ -121,6 +121,35 @@ def test_fuzzy_stage_scores_are_token_sort_ratio(table):
             assert s == pytest.approx(fuzz.token_sort_ratio(q, table.titles_[i]) / 100, abs=0.0051)  # uint8
 
 
+_WORDS = st.text(alphabet="aeinrsté z", min_size=0, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(titles=st.lists(_WORDS, min_size=1, max_size=40), query=_WORDS,
+       cutoff=st.sampled_from([0, 1, 30, 60, 90, 100]))
+def test_fuzzy_char_bound_keeps_every_title_that_scores(titles, query, cutoff):
+    """The characters a query shares with a title bound the ratio from above: no title the
+    full cdist scores is left out (repeated letters, letters no title has, empty strings)."""
+    from rapidfuzz import fuzz, process
+
+    from coder.stages.fuzzy import _CharBound
+
+    scores = process.cdist([query], titles, scorer=fuzz.ratio, dtype=np.uint8, score_cutoff=cutoff)[0]
+    kept = _CharBound(titles).candidates(query, cutoff)
+    assert set(np.flatnonzero(scores).tolist()) <= set(kept.tolist())
+    assert np.all(np.diff(kept) > 0)
+
+
+@pytest.mark.parametrize("cutoff", [0, 60])
+def test_fuzzy_stage_one_query_alone_as_in_a_block(table, cutoff):
+    """One query is scored against the titles `_CharBound` keeps; a block against all: the
+    same titles, scores and order."""
+    stage = FuzzyStage(k=4, score_cutoff=cutoff).fit(table)
+    for q in ["sofware develper", "nurse", "drivr bus", "zzzz", "", "eeeeeeeeeeeeeeee", "nürse"]:
+        alone, block = stage.query([q]), stage.query([q, "nurse"])
+        assert np.array_equal(alone.idx[0], block.idx[0]) and np.array_equal(alone.score[0], block.score[0]), q
+
+
 def test_tfidf_encoder_matches_sklearn_transform():
     enc = TfidfEncoder().fit(TITLES)
     ours = enc.transform(["staff nurse", "book shop manager", "unseen words"])
