@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._order import run_starts
 from .index import IndexEntry
 from .stages import STAGES
 from .stages.base import Pairs, Proposals, Queries, Stage
@@ -125,7 +126,7 @@ class Candidates:
 def _first_of_runs(sorted_keys: np.ndarray) -> np.ndarray:
     if len(sorted_keys) == 0:
         return np.zeros(0, np.int64)
-    return np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    return np.flatnonzero(run_starts(sorted_keys))
 
 
 def _fit_stages(stages: Sequence[type], table: IndexTable, seed: int) -> list:

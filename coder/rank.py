@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import expit
 
-from ._order import float32_order
+from ._order import float32_order, run_starts
 
 if TYPE_CHECKING:  # pragma: no cover
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -318,7 +318,7 @@ def ordered(conf: np.ndarray, raw: np.ndarray, q: np.ndarray) -> np.ndarray:
         return np.asarray(conf, np.float32)
     order = np.lexsort((-raw, q))
     c, g = conf[order].astype(np.float64), q[order]
-    group = np.cumsum(np.r_[True, g[1:] != g[:-1]]) - 1
+    group = np.cumsum(run_starts(g)) - 1
     # A running minimum over all rows, each query shifted 2 below the one before (values
     # are in [0, 1]): no minimum carries over from an earlier query.
     running = np.minimum.accumulate(c - 2.0 * group) + 2.0 * group

@@ -19,8 +19,8 @@ event loop.
 
 Suggestions that arrive while the engine is busy wait together and are then coded in one
 `Coder.code_many` call (`_Suggestions`, at most `SUGGEST_BATCH` at a time): per title, a batch
-of 32 costs about a fifth of the CPU of one-by-one calls, so under load (many type-ahead
-users) the engine keeps up instead of falling behind; an idle engine codes a suggestion at
+of 32 costs about a fifth of the CPU of one-by-one calls and a batch of 100 a sixth, so under
+load (many type-ahead users) the engine keeps up instead of falling behind; an idle engine codes a suggestion at
 once, alone, so nothing waits for a batch to fill. Each answer in a batch is coded on its
 own (a batch only shares the work), but, as between ``POST /code`` and ``GET /suggest``, a
 feature computed for many titles at once can differ from one computed alone in its last
@@ -113,7 +113,10 @@ T = TypeVar("T")
 # keeping a hostile body from filling memory.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 BATCH_CHUNK = 200  # titles per engine call in POST /code (~0.1-0.3 s on the full model)
-SUGGEST_BATCH = 32  # waiting suggestions coded in one engine call (~0.03-0.06 s on the full model)
+# Waiting suggestions coded in one engine call (~0.045 s for 100 on the full model). As many as
+# 200 type-ahead clients keep waiting on one of two workers: with 32 a call, each waited for
+# about three calls, and p99 was ~136 ms (benchmarks/results/service.md); with 100, ~104 ms.
+SUGGEST_BATCH = 100
 # Coded once at start-up with ``warm_up``: the engine's first call prepares what it derives on
 # first use (~1 s on the full model), which would otherwise fall on the first users.
 WARM_UP_TITLES = ("nurse", "software engineer", "bus driver", "care assistant", "accounts clerk",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import scipy.sparse as sp
 
-from .._order import float32_order
+from .._order import float32_order, run_starts
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
@@ -252,8 +252,8 @@ def rank_desc(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     order = np.lexsort((-values, group))
     g, v = group[order], values[order]
     pos = np.arange(n)
-    new_group = np.r_[True, g[1:] != g[:-1]]
-    new_value = new_group | np.r_[True, v[1:] != v[:-1]]
+    new_group = run_starts(g)
+    new_value = new_group | run_starts(v)
     group_start = np.maximum.accumulate(np.where(new_group, pos, 0))
     run_start = np.maximum.accumulate(np.where(new_value, pos, 0))
     rank = np.empty(n, np.float32)

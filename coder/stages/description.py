@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from .._order import run_starts
 from .._paths import data_path
 from ..normalise import normalise
 from .base import Pairs, Proposals, Queries
@@ -177,6 +178,6 @@ def _max_matrix(rows, cols, values, shape) -> sp.csr_matrix:
         return sp.csr_matrix(shape, dtype=np.float32)
     key = rows * shape[1] + cols
     order = np.lexsort((-values, key))
-    first = np.r_[True, key[order][1:] != key[order][:-1]]
+    first = run_starts(key[order])
     pick = order[first]
     return sp.csr_matrix((values[pick], (rows[pick], cols[pick])), shape=shape)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from .._order import run_starts
 from .base import Pairs, Proposals, Queries, dense_product, top_k_dense
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,7 +122,7 @@ class LearnedStage:
             columns = np.array([j for j, counts in enumerate(title_codes) for _ in counts], np.int64)
             order = np.argsort(owners, kind="stable")
             owners, columns = owners[order], columns[order]
-            starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else owners
+            starts = np.flatnonzero(run_starts(owners)) if len(owners) else owners
             self._groups = (index, owners, columns, starts)
         return self._groups[1:]
 

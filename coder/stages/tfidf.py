@@ -15,13 +15,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..table import IndexTable
 
+from .._order import offsets
 from .base import Pairs, Proposals, Queries, TopK, rowwise_dot, top_k_entries
 
 __all__ = ["TfidfEncoder", "TfidfRetriever", "TfidfStage", "rowwise_dot", "split_tokens"]
 
 
-# Up to this many documents, one pure-Python pass; beyond it, the batch path below.
-_SMALL_BATCH = 64
+# Up to this many documents, one pure-Python pass; beyond it, the batch path below (the faster
+# from about 32 documents on).
+_SMALL_BATCH = 32
 # Words whose character n-grams are kept between calls (a survey's vocabulary is small).
 _WORD_CACHE = 200_000
 
@@ -96,7 +98,7 @@ class TfidfEncoder:
         order = np.argsort(rows, kind="stable")
         rows, cols = rows[order], np.concatenate([p[1] for p in parts])[order]
         data = _l2_rows(np.concatenate([p[2] for p in parts])[order], rows, len(docs))
-        indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=len(docs)))]
+        indptr = offsets(np.bincount(rows, minlength=len(docs)))
         return sp.csr_matrix((data, cols.astype(np.int32), indptr.astype(np.int32)),
                              shape=(len(docs), self.n_features_))
 
@@ -123,7 +125,7 @@ class TfidfEncoder:
         lengths = np.fromiter((len(g) for g in grams), np.int64, len(grams))
         word_grams = sp.csr_matrix(
             (np.ones(int(lengths.sum()), np.float32), np.concatenate(grams) if grams else np.zeros(0, np.int64),
-             np.r_[0, np.cumsum(lengths)]), shape=(len(word_col), len(self.char_.vocabulary_)))
+             offsets(lengths)), shape=(len(word_col), len(self.char_.vocabulary_)))
         char = self._weigh(doc_words @ word_grams, self.char_)
         word = self._weigh(sp.csr_matrix((np.ones(len(w_rows), np.float32), (w_rows, w_cols)),
                                          shape=(n, len(self.word_.vocabulary_))), self.word_)
