@@ -35,6 +35,11 @@ def built_folder(scheme: str, directory: str | Path) -> Path | None:
     return max(built, key=lambda f: (f / "manifest.json").stat().st_mtime) if built else None
 
 
+# How survey-like rows are drawn from a pool of answers (`zipf_rows`): the speed, batch and
+# memory benchmarks draw the same way.
+SURVEY_DRAW = {"exponent": 1.1, "seed": 0}
+
+
 def zipf_rows(pool_len: int, n_rows: int, *, exponent: float = 1.1, seed: int = 0):
     """``n_rows`` indices into a pool, rank r drawn with probability proportional to 1/r**exponent."""
     import numpy as np

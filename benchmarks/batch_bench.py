@@ -143,7 +143,8 @@ def make_survey_file(path: Path, rows: int) -> dict:
     20,000 index-drawn answers (half made messy, 30% with their industry), drawn Zipf-like
     (exponent 1.1) with its seeds, so the whole command is measured on the same rows."""
     from benchmarks.devsets import survey_pool
-    from benchmarks.run import FULL, SURVEY_DRAW, _survey_rows
+    from benchmarks._common import SURVEY_DRAW
+    from benchmarks.run import FULL, _survey_rows
 
     pool = survey_pool(pool_size=FULL["pool"], seed=0)
     titles, industries = _survey_rows({"pool": pool, "survey_rows": rows, **SURVEY_DRAW})

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import REPO, PeakRSS, git_commit, load_average, log, zipf_rows
+from benchmarks._common import REPO, SURVEY_DRAW, PeakRSS, git_commit, load_average, log, zipf_rows
 
 RESULTS = REPO / "benchmarks" / "results"
 TARGET_MB = 350.0
@@ -63,7 +63,7 @@ def _worker(scheme: str, inputs_path: str) -> dict[str, Any]:
         for title, ind in inputs["single"]:
             coder.code(title, ind)
         pool = inputs["pool"]
-        picks = zipf_rows(len(pool), inputs["rows"], exponent=1.1, seed=0)
+        picks = zipf_rows(len(pool), inputs["rows"], **SURVEY_DRAW)
         rows, row_inds = [pool[i][0] for i in picks], [pool[i][1] for i in picks]
         # The distinct answers came from the same pool: a new coder (the model shared, its
         # caches empty, the first one's freed) so the rows are coded from cold.

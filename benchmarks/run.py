@@ -58,7 +58,7 @@ REPO = HERE.parent
 if str(REPO) not in sys.path:  # `python benchmarks/run.py` from anywhere
     sys.path.insert(0, str(REPO))
 
-from benchmarks._common import PeakRSS, git_commit, latency_summary  # noqa: E402
+from benchmarks._common import SURVEY_DRAW, PeakRSS, git_commit, latency_summary  # noqa: E402
 from benchmarks._common import log as _log  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -109,10 +109,6 @@ def _worker_build(args: argparse.Namespace) -> dict[str, Any]:
 
 def _read_inputs(path: str) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
-
-
-# How survey-like rows are drawn from the pool (also `batch_bench`'s survey-like file).
-SURVEY_DRAW = {"exponent": 1.1, "seed": 0}
 
 
 def _survey_rows(inputs: dict[str, Any]) -> tuple[list[str], list[str]]:

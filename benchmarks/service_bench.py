@@ -708,6 +708,9 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m benchmarks.service_bench", *(argv if argv is not None else sys.argv[1:])])
     if args.typeahead_only:
         path = args.out.with_suffix(".json")
+        if not path.is_file():
+            raise SystemExit(f"--typeahead-only replaces the type-ahead section of an existing report, and there is "
+                             f"none at {path}: run the full benchmark first, or point --out at a report")
         report = json.loads(path.read_text(encoding="utf-8"))
         report["typeahead"] = typeahead(args, command, report["environment"]["cpus"] or 1)
         report["targets"] = targets(report)
