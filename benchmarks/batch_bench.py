@@ -142,8 +142,8 @@ def make_survey_file(path: Path, rows: int) -> dict:
     """The speed benchmark's survey-like rows (``python -m benchmarks --only speed``), as a file:
     20,000 index-drawn answers (half made messy, 30% with their industry), drawn Zipf-like
     (exponent 1.1) with its seeds, so the whole command is measured on the same rows."""
-    from benchmarks.devsets import survey_pool
     from benchmarks._common import SURVEY_DRAW
+    from benchmarks.devsets import survey_pool
     from benchmarks.run import FULL, _survey_rows
 
     pool = survey_pool(pool_size=FULL["pool"], seed=0)
