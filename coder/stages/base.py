@@ -161,8 +161,8 @@ def nonzero_bytes(block: np.ndarray) -> np.ndarray:
     return np.concatenate([pos, tail]) if len(tail) else pos
 
 
-# Up to this many query rows, sparse products below are done by gathering in NumPy: SciPy's
-# per-call overhead (validation, format checks) costs more than the work for one title.
+# Up to this many query rows, `rowwise_dot` gathers in NumPy (SciPy's per-call overhead costs
+# more than the work for one title) and `dense_product` leaves the product to SciPy.
 SMALL_ROWS = 16
 
 
@@ -188,22 +188,14 @@ def segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def dense_product(a, b) -> np.ndarray:
-    """``(a @ b).toarray()`` for float32 CSR ``a`` with few rows and CSR ``b``, to the last bit:
-    every stored ``a[i, j]`` scales row j of ``b`` and the float32 products are added into
-    each (i, column) one after another in SciPy's order (``np.add.at`` is sequential), so a
-    title coded alone gets exactly the features it gets in a batch."""
-    n, m = a.shape[0], b.shape[1]
-    if n > SMALL_ROWS:
+    """``(a @ b).toarray()`` as float32 for float32 CSR ``a`` and CSR ``b``, to the last bit: the
+    float32 products are added into each (i, column) one after another in ``a``'s stored order,
+    so a title coded alone gets exactly the features it gets in a batch. Few rows: SciPy's own
+    product (for one title's ~100 stored values over a classifier's rows it beat gathering in
+    NumPy by a third on average, threefold on long answers); many: `_dense_rows_product`."""
+    if a.shape[0] > SMALL_ROWS:
         return _dense_rows_product(a, b)
-    lengths = np.diff(a.indptr).astype(np.int64)
-    row_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    js = a.indices[: a.indptr[-1]].astype(np.int64)
-    b_len = (b.indptr[js + 1] - b.indptr[js]).astype(np.int64)
-    pos = segments(b.indptr[js].astype(np.int64), b_len)
-    products = np.repeat(a.data[: a.indptr[-1]], b_len) * b.data[pos]
-    out = np.zeros(n * m, np.result_type(a.dtype, b.dtype))
-    np.add.at(out, np.repeat(row_of, b_len) * m + b.indices[pos], products)
-    return out.reshape(n, m).astype(np.float32, copy=False)
+    return np.asarray((a @ b).toarray(), np.float32)
 
 
 def _dense_rows_product(a, b) -> np.ndarray:

@@ -55,8 +55,8 @@ class _CharBound:
         points = np.frombuffer("".join(titles).encode("utf-32-le"), np.uint32)
         owner = np.repeat(np.arange(len(titles)), self.lens)
         alphabet, char = np.unique(points, return_inverse=True)
-        counts = np.zeros((len(alphabet), len(titles)), np.int32)
-        np.add.at(counts, (char, owner), 1)
+        counts = np.bincount(char.ravel() * len(titles) + owner,
+                             minlength=len(alphabet) * len(titles)).reshape(len(alphabet), len(titles))
         # One row per (character, m): whether a title holds the character at least m times.
         # A query holding it k times then shares sum over m <= k of those rows.
         self.rows: dict[str, list[int]] = {}
