@@ -50,22 +50,25 @@ class _CharBound:
     """
 
     def __init__(self, titles: Sequence[str]):
+        n = len(titles)
         self.titles = np.array(titles, dtype=object)  # a subset is then one gather
-        self.lens = np.fromiter(map(len, titles), np.int64, len(titles))
+        self.lens = np.fromiter(map(len, titles), np.int64, n)
+        # Every process that codes a title alone builds this: one character at a time, so the
+        # temporaries stay small (a per-process peak is what the memory target counts).
         points = np.frombuffer("".join(titles).encode("utf-32-le"), np.uint32)
-        owner = np.repeat(np.arange(len(titles)), self.lens)
-        alphabet, char = np.unique(points, return_inverse=True)
-        counts = np.bincount(char.ravel() * len(titles) + owner,
-                             minlength=len(alphabet) * len(titles)).reshape(len(alphabet), len(titles))
+        owner = np.repeat(np.arange(n, dtype=np.int32), self.lens)
+        counts = {chr(code): np.bincount(owner[points == code], minlength=n).astype(np.int32)
+                  for code in np.unique(points).tolist()}
         # One row per (character, m): whether a title holds the character at least m times.
         # A query holding it k times then shares sum over m <= k of those rows.
         self.rows: dict[str, list[int]] = {}
-        at_least: list[np.ndarray] = []
-        for i, code in enumerate(alphabet.tolist()):
-            start = len(at_least)
-            at_least.extend(counts[i] >= m for m in range(1, int(counts[i].max()) + 1))
-            self.rows[chr(code)] = list(range(start, len(at_least)))
-        self.at_least = np.array(at_least, np.uint8).reshape(len(at_least), len(titles))
+        for ch, c in counts.items():
+            start = sum(map(len, self.rows.values()))
+            self.rows[ch] = list(range(start, start + int(c.max(initial=0))))
+        self.at_least = np.empty((sum(map(len, self.rows.values())), n), np.uint8)
+        for ch, c in counts.items():
+            for m, row in enumerate(self.rows[ch], start=1):
+                np.greater_equal(c, m, out=self.at_least[row], casting="unsafe")
 
     def candidates(self, query: str, cutoff: float) -> np.ndarray:
         """Title numbers (ascending) whose ratio against ``query`` may reach ``cutoff``."""
