@@ -76,7 +76,8 @@ class _CharBound:
         # Summed in uint8 when it cannot overflow: 20x faster than in int64.
         shared = self.at_least[rows].sum(axis=0, dtype=np.uint8 if len(rows) < 256 else np.int64)
         # One point below the cutoff: a score is rounded before the cutoff may be applied.
-        return np.flatnonzero(np.multiply(shared, 200, dtype=np.int64) >= max(cutoff - 1, 0) * (self.lens + len(query)))
+        reach = max(cutoff - 1, 0) * (self.lens + len(query))
+        return np.flatnonzero(np.multiply(shared, 200, dtype=np.int64) >= reach)
 
 
 class FuzzyStage:
