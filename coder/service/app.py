@@ -21,12 +21,12 @@ Suggestions that arrive while the engine is busy wait together and are then code
 `Coder.code_many` call (`_Suggestions`, at most `SUGGEST_BATCH` at a time): per title, a batch
 of 32 costs about a fifth of the CPU of one-by-one calls and a batch of 100 a sixth, so under
 load (many type-ahead users) the engine keeps up instead of falling behind; an idle engine
-codes a suggestion at once, alone, so nothing waits for a batch to fill. Each answer in a batch is coded on its
-own (a batch only shares the work), but, as between ``POST /code`` and ``GET /suggest``, a
-feature computed for many titles at once can differ from one computed alone in its last
-float32 bits, which now and then moves a confidence a little. To use more than one core, run
-several processes (``coder serve --workers N``, see `coder.service.commands`): each has its
-own engine, engine thread and result cache.
+codes a suggestion at once, alone, so nothing waits for a batch to fill. Each answer in a
+batch is coded on its own (a batch only shares the work), but, as between ``POST /code`` and
+``GET /suggest``, a feature computed for many titles at once can differ from one computed
+alone in its last float32 bits, which now and then moves a confidence a little. To use more
+than one core, run several processes (``coder serve --workers N``, see
+`coder.service.commands`): each has its own engine, engine thread and result cache.
 
 Errors
 ------
