@@ -144,9 +144,11 @@ def test_fuzzy_char_bound_keeps_every_title_that_scores(titles, query, cutoff):
 def test_fuzzy_stage_one_query_alone_as_in_a_block(table, cutoff):
     """One query is scored against the titles `_CharBound` keeps; a block against all: the
     same titles, scores and order."""
+    from coder.stages.fuzzy import _BOUNDED_UP_TO
+
     stage = FuzzyStage(k=4, score_cutoff=cutoff).fit(table)
     for q in ["sofware develper", "nurse", "drivr bus", "zzzz", "", "eeeeeeeeeeeeeeee", "nürse"]:
-        alone, block = stage.query([q]), stage.query([q, "nurse"])
+        alone, block = stage.query([q]), stage.query([q] + ["nurse"] * _BOUNDED_UP_TO)
         assert np.array_equal(alone.idx[0], block.idx[0]) and np.array_equal(alone.score[0], block.score[0]), q
 
 
