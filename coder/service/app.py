@@ -393,7 +393,10 @@ def create_app(
         if warm_up:
             for name in registry.loaded:
                 coder = await registry.get(name)
-                await engine.run(coder.code, WARM_UP_TITLES[0])
+                # Alone: a title of the index, and a prefix that is not one (its typo search
+                # prepares a title's character bound, `coder.stages.fuzzy`); then together.
+                for title in (WARM_UP_TITLES[0], WARM_UP_TITLES[-1]):
+                    await engine.run(coder.code, title)
                 await engine.run(coder.code_many, list(WARM_UP_TITLES))
         # The index entries behind follow-up prompts and code search (~0.5 s), read now
         # rather than on the first referred answer; with warm_up, before serving (read
