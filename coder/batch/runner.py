@@ -79,8 +79,8 @@ from ..progress import CodingProgress, RowBar, build_progress
 from ..schemes import MISSING_CODE, load_scheme
 from .formats import (OutputLabels, Sink, check_output_names, estimate_text_rows, file_format, open_sink,
                       open_source)
-from .heap import HeapFreezer
 from .frame import ChunkCoder, Coded, Key, Row, check_columns, coded_rows, output_columns, take_text
+from .heap import HeapFreezer
 
 if TYPE_CHECKING:
     from ..engine import Coder

@@ -122,6 +122,9 @@ SUGGEST_BATCH = 100
 WARM_UP_TITLES = ("nurse", "software engineer", "bus driver", "care assistant", "accounts clerk",
                   "shop manager", "teacher", "chef", "warehouse operative", "cleaner", "hairdresser",
                   "electrician", "sales assistant", "lorry driver", "civil servant", "nursery nurse", "sof")
+# Coded alone first: a title of the index, and a prefix that is not one (its typo search
+# prepares the index's character bound, `coder.stages.fuzzy`).
+WARM_UP_ALONE = ("nurse", "sof")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text} for status, text in {
@@ -393,9 +396,7 @@ def create_app(
         if warm_up:
             for name in registry.loaded:
                 coder = await registry.get(name)
-                # Alone: a title of the index, and a prefix that is not one (its typo search
-                # prepares a title's character bound, `coder.stages.fuzzy`); then together.
-                for title in (WARM_UP_TITLES[0], WARM_UP_TITLES[-1]):
+                for title in WARM_UP_ALONE:
                     await engine.run(coder.code, title)
                 await engine.run(coder.code_many, list(WARM_UP_TITLES))
         # The index entries behind follow-up prompts and code search (~0.5 s), read now
