@@ -221,6 +221,37 @@ def test_small_sparse_products_equal_scipy():
     assert (dense_product(big, wide) == (big @ wide).toarray()).all()  # too wide to densify: SciPy's
 
 
+def test_csr_product_is_scipys_product_array_for_array():
+    from coder.stages import base
+
+    rng = np.random.default_rng(5)
+    a = sp.random(3, 200, density=0.1, format="csr", dtype=np.float32, random_state=rng)
+    b = sp.random(200, 30, density=0.2, format="csr", dtype=np.float32, random_state=rng)
+    a.data[::3] *= -1  # opposite signs, so some sums cancel
+    ours, theirs = base.csr_product(a, b), a @ b
+    assert base.csr_matmat is not None  # the direct call is what this SciPy gets
+    assert ours[0].tolist() == theirs.indptr.tolist()
+    assert ours[1].tolist() == theirs.indices.tolist()  # SciPy's (unsorted) order
+    assert ours[2].tobytes() == theirs.data.tobytes()  # to the bit
+    # Other types take SciPy's public product: the same entries.
+    indptr, indices, data = base.csr_product(a.astype(np.float64), b)
+    assert indptr.tolist() == theirs.indptr.tolist() and np.allclose(data, theirs.data)
+    empty = sp.csr_matrix((2, 200), dtype=np.float32)
+    assert base.csr_product(empty, b)[0].tolist() == [0, 0, 0]
+    assert base.dense_product(empty, b).shape == (2, 30)
+
+
+def test_queries_rows_of_each_field(table):
+    queries = Queries(["staff nurse", "tester"], ["nhs", ""], ["", ""], table)
+    expected = table.encoder_.transform(["staff nurse", "tester", "nhs", "", "staff nurse nhs", "tester"])
+    for name, rows in (("title", slice(0, 2)), ("industry", slice(2, 4)), ("full", slice(4, 6))):
+        assert (queries.vectors(name) != expected[rows]).nnz == 0, name
+    assert queries.vectors("description").shape == (2, table.encoder_.n_features_)
+    assert queries.vectors("description").nnz == 0  # no query has one: zero rows
+    none = Queries([], [], [], table)
+    assert none.vectors("full").shape == (0, table.encoder_.n_features_)
+
+
 def test_tfidf_retriever_finds_compounds_and_word_overlap():
     stage = TfidfRetriever(k=3, max_df=1.0).fit(TITLES)
     hits = stage.query(["book shop manager", "nursing", "software"])

@@ -19,11 +19,16 @@ import scipy.sparse as sp
 
 from .._order import float32_order, run_starts
 
+try:  # SciPy's own sparse-product routine, called without its per-call Python (see `csr_product`)
+    from scipy.sparse._sparsetools import csr_matmat, csr_matmat_maxnnz
+except ImportError:  # pragma: no cover - another SciPy layout: the public product
+    csr_matmat = csr_matmat_maxnnz = None
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
 
 __all__ = ["Stage", "Queries", "Proposals", "Pairs", "TopK", "top_k_above", "top_k_dense", "top_k_sparse",
-           "rank_desc", "group_max", "dense_product", "rowwise_dot", "segments"]
+           "rank_desc", "group_max", "csr_product", "dense_product", "rowwise_dot", "segments"]
 
 
 @dataclass(frozen=True)
@@ -187,15 +192,43 @@ def segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
 
 
+def csr_product(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``indptr, indices, data`` of the CSR product ``a @ b``, as SciPy computes it.
+
+    For float32 CSR matrices with 32-bit indices, SciPy's own routine (``csr_matmat``) is called
+    directly: the same C loop, so the same entries in the same order to the bit, without the
+    checks and index-type choices of ``a @ b`` and the result object's validation, which for one
+    title cost more than the product (each title makes three to five). Anything else: ``a @ b``.
+    Each row's entries come in SciPy's order (not sorted by column); there are no zeros.
+    """
+    if (csr_matmat is not None and sp.isspmatrix_csr(a) and sp.isspmatrix_csr(b) and a.shape[1] == b.shape[0]
+            and a.dtype == np.float32 and b.dtype == np.float32
+            and a.indptr.dtype == a.indices.dtype == b.indptr.dtype == b.indices.dtype == np.int32):
+        n, m = a.shape[0], b.shape[1]
+        size = csr_matmat_maxnnz(n, m, a.indptr, a.indices, b.indptr, b.indices)
+        if size < 2**31:
+            indptr = np.empty(n + 1, np.int32)
+            indices, data = np.empty(size, np.int32), np.empty(size, np.float32)
+            csr_matmat(n, m, a.indptr, a.indices, a.data, b.indptr, b.indices, b.data, indptr, indices, data)
+            return indptr, indices[: indptr[-1]], data[: indptr[-1]]
+    c = sp.csr_matrix(a @ b)
+    return c.indptr, c.indices, c.data
+
+
 def dense_product(a, b) -> np.ndarray:
     """``(a @ b).toarray()`` as float32 for float32 CSR ``a`` and CSR ``b``, to the last bit: the
     float32 products are added into each (i, column) one after another in ``a``'s stored order,
     so a title coded alone gets exactly the features it gets in a batch. Few rows: SciPy's own
-    product (for one title's ~100 stored values over a classifier's rows it beat gathering in
-    NumPy by a third on average, threefold on long answers); many: `_dense_rows_product`."""
+    product (`csr_product`; for one title's ~100 stored values over a classifier's rows it beat
+    gathering in NumPy by a third on average, threefold on long answers); many:
+    `_dense_rows_product`."""
     if a.shape[0] > SMALL_ROWS:
         return _dense_rows_product(a, b)
-    return np.asarray((a @ b).toarray(), np.float32)
+    indptr, indices, data = csr_product(a, b)
+    out = np.zeros((a.shape[0], b.shape[1]), np.float32)
+    # Each (row, column) appears once, never as a zero: placed, as SciPy's toarray adds it to 0.
+    out[np.repeat(np.arange(a.shape[0]), np.diff(indptr)), indices] = data
+    return out
 
 
 def _dense_rows_product(a, b) -> np.ndarray:
@@ -234,6 +267,18 @@ def rowwise_dot(a, ia: np.ndarray, b, ib: np.ndarray) -> np.ndarray:
     products = dense[local[pair], b.indices[pos]] * b.data[pos]  # float32, as SciPy multiplies
     # SciPy's row sum of float32 accumulates in float64, in index order: so does bincount.
     return np.bincount(pair, weights=products, minlength=len(ib)).astype(np.float32)
+
+
+def _csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    return sp.csr_matrix((data, indices, indptr), shape=shape)
+
+
+def _row_slice(m: sp.csr_matrix, lo: int, hi: int) -> sp.csr_matrix:
+    """``m[lo:hi]`` for CSR ``m``, the same arrays without SciPy's indexing machinery (a few
+    times the cost of the copy for one title's rows)."""
+    indptr = m.indptr[lo:hi + 1]
+    start, end = indptr[0], indptr[-1]
+    return _csr(m.data[start:end], m.indices[start:end], indptr - start, (hi - lo, m.shape[1]))
 
 
 def rank_desc(group: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -293,8 +338,15 @@ class Queries:
     def vectors(self, name: str) -> sp.csr_matrix:
         """TF-IDF rows (the table's shared encoder) of `texts(name)`; empty texts give zero rows."""
         if name not in self._vectors:
-            self._encode()
+            if not self._vectors:
+                self._encode()
+            if name not in self._vectors:  # a field no query has: zero rows, made when asked for
+                self._vectors[name] = self._zero_rows()
         return self._vectors[name]
+
+    def _zero_rows(self) -> sp.csr_matrix:
+        return _csr(np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(self.n + 1, np.int32),
+                    (self.n, self.table.encoder_.n_features_))
 
     def _encode(self) -> None:
         """Every field's rows in one encoder call: stages use them all, and for one type-ahead
@@ -305,9 +357,7 @@ class Queries:
             texts = self.texts(name)
             if name == "full" and not self.has_industry.any():
                 continue  # the title's rows, below
-            if self.n == 0 or (name != "title" and not any(texts)):
-                self._vectors[name] = sp.csr_matrix((self.n, encoder.n_features_), dtype=np.float32)
-            else:
+            if self.n and (name == "title" or any(texts)):
                 wanted.append((name, texts))
         if wanted:
             # Each distinct string once: a title without an industry is its own "full" text,
@@ -318,7 +368,9 @@ class Queries:
             if len(slots) < len(where):
                 rows = rows[np.asarray(where, np.int64)]
             for i, (name, _) in enumerate(wanted):
-                self._vectors[name] = rows if len(wanted) == 1 else rows[i * self.n:(i + 1) * self.n]
+                self._vectors[name] = rows if len(wanted) == 1 else _row_slice(rows, i * self.n, (i + 1) * self.n)
+        else:  # no queries
+            self._vectors["title"] = self._zero_rows()
         self._vectors.setdefault("full", self._vectors["title"])
 
     @property

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..table import IndexTable
 
 from .._order import offsets
-from .base import Pairs, Proposals, Queries, TopK, rowwise_dot, top_k_entries
+from .base import Pairs, Proposals, Queries, TopK, csr_product, rowwise_dot, top_k_entries
 
 __all__ = ["TfidfEncoder", "TfidfRetriever", "TfidfStage", "rowwise_dot", "split_tokens"]
 
@@ -257,12 +257,12 @@ class TfidfRetriever:
         out = TopK.empty(q.shape[0], self.k)
         for start in range(0, q.shape[0], self.chunk):
             block = q if q.shape[0] <= self.chunk else q[start : start + self.chunk]
-            sims = (block @ self.matrix_t_).tocsr()
+            indptr, indices, data = csr_product(block, self.matrix_t_)
             # The entries at or above min_score (never a stored zero), in stored order: what
             # zeroing the rest and eliminating zeros kept, without rebuilding the matrix.
-            rows = np.repeat(np.arange(sims.shape[0]), np.diff(sims.indptr))
-            keep = (sims.data >= self.min_score) & (sims.data != 0)
-            top = top_k_entries(rows[keep], sims.indices[keep], sims.data[keep], sims.shape[0], self.k)
+            rows = np.repeat(np.arange(block.shape[0]), np.diff(indptr))
+            keep = (data >= self.min_score) & (data != 0)
+            top = top_k_entries(rows[keep], indices[keep], data[keep], block.shape[0], self.k)
             out.idx[start : start + top.idx.shape[0]] = top.idx
             out.score[start : start + top.idx.shape[0]] = top.score
         return out
