@@ -192,6 +192,9 @@ def segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
 
 
+_DIRECT_DENSE = 1 << 16  # (rows x columns) up to which `csr_product` allocates for a dense result
+
+
 def csr_product(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``indptr, indices, data`` of the CSR product ``a @ b``, as SciPy computes it.
 
@@ -205,7 +208,9 @@ def csr_product(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             and a.dtype == np.float32 and b.dtype == np.float32
             and a.indptr.dtype == a.indices.dtype == b.indptr.dtype == b.indices.dtype == np.int32):
         n, m = a.shape[0], b.shape[1]
-        size = csr_matmat_maxnnz(n, m, a.indptr, a.indices, b.indptr, b.indices)
+        # Room for every entry: a dense result's size when small (SciPy's exact count, a pass as
+        # long as the product, is then not worth it), else that count.
+        size = n * m if n * m <= _DIRECT_DENSE else csr_matmat_maxnnz(n, m, a.indptr, a.indices, b.indptr, b.indices)
         if size < 2**31:
             indptr = np.empty(n + 1, np.int32)
             indices, data = np.empty(size, np.int32), np.empty(size, np.float32)

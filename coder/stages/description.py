@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from .._order import run_starts
 from .._paths import data_path
 from ..normalise import normalise
-from .base import Pairs, Proposals, Queries
+from .base import Pairs, Proposals, Queries, TopK
 from .tfidf import TfidfRetriever
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,7 +115,8 @@ class DescriptionStage:
         if key not in queries.scratch:
             rows = np.flatnonzero(queries.has_description)
             phrases = [self._phrases(queries.descriptions[i]) for i in rows]
-            top = self.retriever_.query([queries.descriptions[i] for i in rows])
+            top = (self.retriever_.query([queries.descriptions[i] for i in rows]) if len(rows)
+                   else TopK.empty(0, self.retriever_.k))  # what the query gives, without the call
             queries.scratch[key] = (rows, phrases, top)
         return queries.scratch[key]  # type: ignore[return-value]
 
