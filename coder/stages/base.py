@@ -51,11 +51,11 @@ def top_k_dense(scores: np.ndarray, k: int, min_score: float = 0.0) -> TopK:
     if n == 0 or m == 0:
         return out
     scores = np.asarray(scores, dtype=np.float32)  # negating unsigned ints would wrap around
+    row = np.arange(n)[:, None]  # indexing by it is take_along_axis without its Python
     part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-    part_scores = np.take_along_axis(scores, part, axis=1)
+    part_scores = scores[row, part]
     order = np.argsort(-part_scores, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    sc = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    idx, sc = part[row, order], part_scores[row, order]
     keep = sc > min_score
     out.idx[:, :k_eff] = np.where(keep, idx, -1)
     out.score[:, :k_eff] = np.where(keep, sc, 0.0)
@@ -95,11 +95,16 @@ def top_k_sparse(matrix, k: int) -> TopK:
 _EXACT_IN_FLOAT32 = tuple(np.dtype(t) for t in (np.float32, np.float16, np.uint8, np.int8, np.uint16, np.int16))
 
 
-def _row_then_descending(rows: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """uint64 keys ordered by row, then by float32 ``data`` descending (-0.0 equal to 0.0)."""
+def _exact_scores(data: np.ndarray) -> np.ndarray:
     data = np.asarray(data)
     if data.dtype not in _EXACT_IN_FLOAT32:
         raise ValueError(f"scores must be float32 or narrower, not {data.dtype}: they would be rounded")
+    return data
+
+
+def _row_then_descending(rows: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """uint64 keys ordered by row, then by float32 ``data`` descending (-0.0 equal to 0.0)."""
+    data = _exact_scores(data)
     return (np.asarray(rows).astype(np.uint64) << np.uint64(32)) | (np.uint64(0xFFFFFFFF) - float32_order(data))
 
 
@@ -134,6 +139,15 @@ def top_k_entries(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, n: int, 
     the entries given row by row: ties keep their given order."""
     out = TopK.empty(n, k)
     if len(data) == 0:
+        return out
+    if n == 1:  # one title: its k best by one partition, then a stable sort of those
+        data = _exact_scores(data).astype(np.float32, copy=False)
+        if len(data) > k:
+            # Every entry at or above the k-th best value, ties included, in given order.
+            keep = np.flatnonzero(data >= np.partition(data, len(data) - k)[len(data) - k])
+            cols, data = np.asarray(cols)[keep], data[keep]
+        order = np.argsort(-data, kind="stable")[:k]
+        out.idx[0, :len(order)], out.score[0, :len(order)] = cols[order], data[order]
         return out
     if len(data) > _CUT_ABOVE * k * n:
         data = np.asarray(data)
