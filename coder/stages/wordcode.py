@@ -83,6 +83,8 @@ class WordCodeStage:
         none is known): computed at the pairs only, never a (docs x codes) array."""
         ids = [sorted({j for j in (vocab.get(w) for w in words) if j is not None}) for words in docs]
         lengths = np.fromiter((len(x) for x in ids), np.int64, len(ids))
+        if not lengths.any():  # no known word (no industry, no description): all 0, as below
+            return np.zeros(len(q), np.float32)
         flat = np.fromiter((j for x in ids for j in x), np.int64, int(lengths.sum()))
         per_pair = lengths[q]
         pos = segments((np.cumsum(lengths) - lengths)[q], per_pair)
