@@ -221,6 +221,9 @@ class StaticEmbedder:
         if not flat:
             return
         ids = np.asarray(flat, dtype=np.intp)
+        if len(texts) == 1:  # one type-ahead title: its tokens are the one group below
+            out[0] = (self.vectors[ids].astype(np.float32) * self.weights[ids][:, None]).sum(axis=0)
+            return
         starts = np.cumsum(counts) - counts
         for count in np.unique(counts[counts > 0]):
             members = np.flatnonzero(counts == count)
