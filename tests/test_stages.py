@@ -152,6 +152,67 @@ def test_fuzzy_stage_one_query_alone_as_in_a_block(table, cutoff):
         assert np.array_equal(alone.idx[0], block.idx[0]) and np.array_equal(alone.score[0], block.score[0]), q
 
 
+def _fuzzy_reference(query: str, titles: list[str], cutoff: int, k: int) -> list[tuple[int, int]]:
+    """Every title scored: the best k (title, score) by score, ties by title number."""
+    from rapidfuzz import fuzz, process
+
+    scores = process.cdist([query], titles, scorer=fuzz.ratio, dtype=np.uint8, score_cutoff=cutoff)[0]
+    hit = np.flatnonzero(scores)
+    return sorted(((int(i), int(scores[i])) for i in hit), key=lambda x: (-x[1], x[0]))[:k]
+
+
+def _fuzzy_alone(query: str, titles: list[str], cutoff: int, k: int) -> list[tuple[int, int]]:
+    stage = FuzzyStage(k=k, score_cutoff=cutoff)
+    stage.titles_ = stage.sorted_titles_ = titles
+    top = stage._query_bounded(query)
+    return [(int(i), int(s)) for i, s in zip(top.idx[0], top.score[0]) if i >= 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(titles=st.lists(st.text(alphabet="aeinrst z", min_size=0, max_size=18), min_size=100, max_size=400),
+       query=st.text(alphabet="aeinrstz ", min_size=0, max_size=24), cutoff=st.sampled_from([0, 30, 60, 80]),
+       k=st.sampled_from([1, 3, 5]))
+def test_fuzzy_query_alone_ranks_as_scoring_every_title(titles, query, cutoff, k):
+    """Scored alone, a query meets the titles with the highest bounds first and the rest only
+    where their bound reaches the k-th best so far: the same titles, scores and order (ties by
+    title number) as scoring every title."""
+    assert _fuzzy_alone(query, titles, cutoff, k) == _fuzzy_reference(query, titles, cutoff, k)
+
+
+def test_fuzzy_query_alone_takes_the_second_look_and_ranks_the_same():
+    from coder.stages.fuzzy import _FIRST_LOOK, _CharBound
+
+    rng = np.random.default_rng(7)
+    letters = np.array(list("aeinrst"))
+    titles = ["".join(rng.choice(letters, rng.integers(4, 16))) for _ in range(3000)]
+    titles += titles[:50]  # equal titles: tied scores
+    for query in ["sitter", "tea taster", "aeinrstaeinrst", "ratns"]:
+        assert len(_CharBound(titles).candidates(query, 60)) > 2 * _FIRST_LOOK  # the two-pass path
+        for k in (1, 5):
+            assert _fuzzy_alone(query, titles, 60, k) == _fuzzy_reference(query, titles, 60, k), query
+
+
+def test_fuzzy_second_look_keeps_a_title_that_rounds_up_to_a_tie():
+    """Title 0 scores 93.75, which rounds to the 94 that title 1 (first look) scores: the tie
+    goes to title 0, found only if the second look reaches one point below the k-th best
+    (rapidfuzz's cutoff applies before rounding). Fillers fill the first look."""
+    from rapidfuzz import fuzz
+
+    from coder.stages.fuzzy import _FIRST_LOOK, _CharBound
+
+    query = "abcdefghijklmnop"
+    rng = np.random.default_rng(11)
+    scramble = lambda chars: "".join(rng.permutation(list(chars)))  # noqa: E731
+    titles = ["abcdefghijklmnoz", "bacdefghijklmnop"]  # 93.75 (bound 93.75), 93.75 (bound 100)
+    titles += [scramble(query) for _ in range(40)]  # bound 100, scores low
+    titles += [scramble(query[:15]) for _ in range(20)]  # bound 96.8
+    titles += [scramble(query[:12]) for _ in range(60)]  # bound 85.7
+    assert fuzz.ratio(query, titles[0]) == fuzz.ratio(query, titles[1]) == 93.75
+    assert len(_CharBound(titles).candidates(query, 60)) > 2 * _FIRST_LOOK
+    assert _fuzzy_reference(query, titles, 60, 1) == [(0, 94)]
+    assert _fuzzy_alone(query, titles, 60, 1) == [(0, 94)]
+
+
 def test_tfidf_encoder_matches_sklearn_transform():
     enc = TfidfEncoder().fit(TITLES)
     ours = enc.transform(["staff nurse", "book shop manager", "unseen words"])

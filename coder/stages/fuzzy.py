@@ -36,6 +36,8 @@ def _sort_words(title: str) -> str:
 # the speed benchmark's titles: 0.26 ms bounded; 0.85, 0.51, 0.38, 0.31 and 0.27 ms by one
 # cdist over blocks of 1, 2, 3, 4 and 6.
 _BOUNDED_UP_TO = 4
+# Titles with the highest bounds that a query alone is scored against first (`_query_bounded`).
+_FIRST_LOOK = 48
 
 # Threads rapidfuzz may use in this process; None: the stage's own ``workers``. Processes that
 # code side by side (`coder.batch`) set 1: a thread per CPU in each oversubscribes the machine.
@@ -74,12 +76,18 @@ class _CharBound:
 
     def candidates(self, query: str, cutoff: float) -> np.ndarray:
         """Title numbers (ascending) whose ratio against ``query`` may reach ``cutoff``."""
+        return self.reach(query, cutoff)[0]
+
+    def reach(self, query: str, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`candidates`, and for each the most it may score as a fraction: ``top / bottom``
+        points (integers, so that comparing ``top >= c * bottom`` is exact)."""
         rows = [r for ch, k in Counter(query).items() for r in self.rows.get(ch, ())[:k]]
         # Summed in uint8 when it cannot overflow: 20x faster than in int64.
         shared = self.at_least[rows].sum(axis=0, dtype=np.uint8 if len(rows) < 256 else np.int64)
+        top, bottom = np.multiply(shared, 200, dtype=np.int64), self.lens + len(query)
         # One point below the cutoff: a score is rounded before the cutoff may be applied.
-        reach = max(cutoff - 1, 0) * (self.lens + len(query))
-        return np.flatnonzero(np.multiply(shared, 200, dtype=np.int64) >= reach)
+        keep = np.flatnonzero(top >= max(cutoff - 1, 0) * bottom)
+        return keep, top[keep], bottom[keep]
 
 
 class FuzzyStage:
@@ -118,19 +126,38 @@ class FuzzyStage:
             self._bound = _CharBound(self.sorted_titles_)
         return self._bound
 
+    def _scores(self, title: str, titles: np.ndarray, cutoff: float) -> np.ndarray:
+        return process.cdist([title], self.bound_.titles[titles], scorer=fuzz.ratio, dtype=np.uint8,
+                             score_cutoff=cutoff, workers=1)[0]
+
     def _query_bounded(self, title: str) -> TopK:
         """One query, scored only against the titles that may reach the cutoff: the same
-        scores as over every title (the rest are 0), ranked the same way."""
-        keep = self.bound_.candidates(title, self.score_cutoff)
-        if len(keep) == 0:
-            return TopK.empty(1, self.k)
-        scores = process.cdist([title], self.bound_.titles[keep], scorer=fuzz.ratio, dtype=np.uint8,
-                               score_cutoff=self.score_cutoff, workers=1)[0]
-        # Best first, ties by title number (``keep`` ascends), as `top_k_at` ranks a block.
+        scores as over every title (the rest are 0), ranked the same way.
+
+        Long titles leave thousands that may reach it, but few that may reach their k-th best
+        score: the `_FIRST_LOOK` titles with the highest bounds are scored first, and the rest
+        only where their bound reaches the k-th best of those (a tenth as many pairs).
+        """
+        keep, top, bottom = self.bound_.reach(title, self.score_cutoff)
+        first = (np.argpartition(-top / np.maximum(bottom, 1), _FIRST_LOOK)[:_FIRST_LOOK] if len(keep) > 2 * _FIRST_LOOK
+                 else np.arange(len(keep)))
+        scored, scores = keep[first], self._scores(title, keep[first], self.score_cutoff)
+        if len(first) < len(keep):
+            hits = np.sort(scores[scores > 0])
+            # Every other title that may still reach the k-th best so far (a tie counts: ties
+            # rank by title number), or the cutoff while there are fewer than k; one point
+            # below it, as scores are rounded. Scored with that cutoff (never below the
+            # stage's), each gets the score a full search gives it from there up.
+            need = int(hits[-self.k]) if len(hits) >= self.k else self.score_cutoff
+            rest = top >= (need - 1) * bottom
+            rest[first] = False
+            scored = np.concatenate([scored, keep[rest]])
+            scores = np.concatenate([scores, self._scores(title, keep[rest], max(need - 1, self.score_cutoff))])
+        # Best first, ties by title number, as `top_k_at` ranks a block.
         hit = np.flatnonzero(scores)
-        best = hit[np.argsort(-scores[hit].astype(np.int16), kind="stable")[: self.k]]
+        best = hit[np.lexsort((scored[hit], -scores[hit].astype(np.int16)))[: self.k]]
         out = TopK.empty(1, self.k)
-        out.idx[0, : len(best)], out.score[0, : len(best)] = keep[best], scores[best]
+        out.idx[0, : len(best)], out.score[0, : len(best)] = scored[best], scores[best]
         return out
 
     def query(self, titles: Sequence[str]) -> TopK:
