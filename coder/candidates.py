@@ -322,7 +322,7 @@ class CandidateGenerator:
             "sim": emax(t_sim[of]), "exact": exact_pair.astype(np.float32),
             "ind": emax(e_ind), "ind_desc": emax(e_ind_desc), "pair": pair_score,
             "n_pairs": np.bincount(e_pair, minlength=m).astype(np.float32),
-            "n_stages": sum(((bits >> s) & 1) for s in range(len(self.stages_))).astype(np.float32),
+            "n_stages": np.bitwise_count(bits).astype(np.float32),  # a bit per proposing stage
             "best_default": np.where(has_rows, e_default_at, table.entry_default_[entry]).astype(np.float32),
             "best_qualified": np.where(has_rows, e_qual_at, table.entry_qualified_[entry]).astype(np.float32),
             "any_default_unqualified": emax((e_default > 0) & ~e_qual),
