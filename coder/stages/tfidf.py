@@ -80,27 +80,38 @@ class TfidfEncoder:
         if len(docs) > _SMALL_BATCH:
             return self._transform_batch(docs)
         # The few-document path: counts in Python, then sklearn's float32 arithmetic step for
-        # step (`_l2_rows`), so a title gets the same vector alone as in a batch.
+        # step (`_l2_rows`), so a title gets the same vector alone as in a batch. Entries come
+        # document by document, each one's character columns then its word columns, in order:
+        # the stacked matrix's own order. Part 2i + p is document i's character (p = 0) or
+        # word (p = 1) part, which its vectoriser normalises alone.
         n_char = len(self.char_.vocabulary_)
-        parts = []
-        for counter, vectorizer, weight, offset in ((self._char_columns, self.char_, self.char_weight, 0),
-                                                    (self._word_columns, self.word_, self.word_weight, n_char)):
-            rows, cols, counts = [], [], []
-            for i, doc in enumerate(docs):
+        parts, cols, counts = [], [], []
+        for i, doc in enumerate(docs):
+            for p, (counter, offset) in enumerate(((self._char_columns, 0), (self._word_columns, n_char))):
                 found = Counter(counter(doc))
                 for j in sorted(found):
-                    rows.append(i), cols.append(j), counts.append(found[j])
-            rows_a, cols_a = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
-            data = _tf_idf(np.asarray(counts, np.float32), cols_a, vectorizer)
-            parts.append((rows_a, cols_a + offset, _l2_rows(data, rows_a, len(docs)) * weight))
-        # Stack: each document's character columns, then its word columns (all in order).
-        rows = np.concatenate([p[0] for p in parts])
-        order = np.argsort(rows, kind="stable")
-        rows, cols = rows[order], np.concatenate([p[1] for p in parts])[order]
-        data = _l2_rows(np.concatenate([p[2] for p in parts])[order], rows, len(docs))
+                    parts.append(2 * i + p), cols.append(j + offset), counts.append(found[j])
+        part, cols_a = np.asarray(parts, np.int64), np.asarray(cols, np.int64)
+        kind = part & 1
+        data = np.asarray(counts, np.float32)
+        sublinear = np.array([self.char_.sublinear_tf, self.word_.sublinear_tf])
+        if sublinear.any():
+            logged = sublinear[kind]
+            np.log(data, out=data, where=logged)
+            np.add(data, 1.0, out=data, where=logged)
+        data *= self._idf[cols_a]
+        weights = np.array([self.char_weight, self.word_weight], np.float32)
+        data = _l2_rows(data, part, 2 * len(docs)) * weights[kind]
+        rows = part >> 1
+        data = _l2_rows(data, rows, len(docs))
         indptr = offsets(np.bincount(rows, minlength=len(docs)))
-        return sp.csr_matrix((data, cols.astype(np.int32), indptr.astype(np.int32)),
+        return sp.csr_matrix((data, cols_a.astype(np.int32), indptr.astype(np.int32)),
                              shape=(len(docs), self.n_features_))
+
+    @cached_property
+    def _idf(self) -> np.ndarray:
+        """Both vocabularies' idf, in the stacked column order."""
+        return np.concatenate([self.char_.idf_, self.word_.idf_])
 
     def _transform_batch(self, docs: list[str]) -> sp.csr_matrix:
         """`transform` for many documents at once.
@@ -189,6 +200,7 @@ class TfidfEncoder:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.pop("_word_cache", None)  # a cache, rebuilt on use
+        state.pop("_idf", None)  # derived
         return state
 
 
