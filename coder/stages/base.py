@@ -141,11 +141,11 @@ def top_k_entries(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, n: int, 
     if len(data) == 0:
         return out
     if n == 1:  # one title: its k best by one partition, then a stable sort of those
-        data = _exact_scores(data).astype(np.float32, copy=False)
+        data, cols = _exact_scores(data).astype(np.float32, copy=False), np.asarray(cols)
         if len(data) > k:
             # Every entry at or above the k-th best value, ties included, in given order.
             keep = np.flatnonzero(data >= np.partition(data, len(data) - k)[len(data) - k])
-            cols, data = np.asarray(cols)[keep], data[keep]
+            cols, data = cols[keep], data[keep]
         order = np.argsort(-data, kind="stable")[:k]
         out.idx[0, :len(order)], out.score[0, :len(order)] = cols[order], data[order]
         return out

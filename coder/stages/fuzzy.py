@@ -139,8 +139,10 @@ class FuzzyStage:
         only where their bound reaches the k-th best of those (a tenth as many pairs).
         """
         keep, top, bottom = self.bound_.reach(title, self.score_cutoff)
-        first = (np.argpartition(-top / np.maximum(bottom, 1), _FIRST_LOOK)[:_FIRST_LOOK] if len(keep) > 2 * _FIRST_LOOK
-                 else np.arange(len(keep)))
+        if len(keep) > 2 * _FIRST_LOOK:
+            first = np.argpartition(-top / np.maximum(bottom, 1), _FIRST_LOOK)[:_FIRST_LOOK]
+        else:
+            first = np.arange(len(keep))
         scored, scores = keep[first], self._scores(title, keep[first], self.score_cutoff)
         if len(first) < len(keep):
             hits = np.sort(scores[scores > 0])
