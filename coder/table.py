@@ -8,16 +8,23 @@ here so the stages and the generator compare texts in one vocabulary.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .index import IndexEntry
 from .normalise import normalise
 from .schemes import load_scheme
-from .stages.tfidf import TfidfEncoder
+from .stages.tfidf import TfidfEncoder, TfidfRetriever
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
 
 __all__ = ["IndexTable", "DEFAULT_FLAGS"]
+
+_SPACES_LOCK = threading.Lock()  # `IndexTable.title_space`
 
 DEFAULT_FLAGS = {"": 0, "O": 1, "I": 2, "A": 3, "Q": 4, "QS": 5, "M": 6}
 
@@ -111,8 +118,20 @@ class IndexTable:
         offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         return of, self.title_entries_[starts + offsets].astype(np.int64)
 
+    def title_space(self, max_df: float) -> tuple[TfidfEncoder, "sp.csr_matrix"]:
+        """The index titles' `TfidfRetriever` space for ``max_df`` (its encoder and transposed
+        title matrix), fitted once: stages that search the titles share it (stages fit on two
+        threads, hence the lock)."""
+        with _SPACES_LOCK:
+            spaces = self.__dict__.setdefault("_title_spaces", {})
+            if max_df not in spaces:
+                fitted = TfidfRetriever(max_df=max_df).fit(self.titles_)
+                spaces[max_df] = (fitted.encoder_, fitted.matrix_t_)
+            return spaces[max_df]
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for name in ("entries", "entry_title_norm_", "entry_qual_norm_", "docs_", "decided_keys", "decided_codes"):
+        for name in ("entries", "entry_title_norm_", "entry_qual_norm_", "docs_", "decided_keys", "decided_codes",
+                     "_title_spaces"):
             state.pop(name, None)  # needed while stages fit, not to code
         return state

@@ -313,6 +313,25 @@ def test_queries_rows_of_each_field(table):
     assert none.vectors("full").shape == (0, table.encoder_.n_features_)
 
 
+def test_title_retrievers_share_one_space(table):
+    """The TF-IDF and description stages search the same index titles: one fitted space,
+    equal to fitting it alone, kept once when the model is pickled."""
+    import pickle
+
+    from coder.stages.description import DescriptionStage
+    from coder.stages.tfidf import TfidfStage
+
+    tfidf, description = TfidfStage().fit(table), DescriptionStage().fit(table)
+    assert tfidf.retriever_.matrix_t_ is description.retriever_.matrix_t_
+    assert tfidf.retriever_.encoder_ is description.retriever_.encoder_
+    alone = TfidfRetriever(k=tfidf.k).fit(table.titles_)
+    assert (alone.matrix_t_ != tfidf.retriever_.matrix_t_).nnz == 0
+    assert alone.encoder_.char_.vocabulary_ == tfidf.retriever_.encoder_.char_.vocabulary_
+    tfidf2, description2 = pickle.loads(pickle.dumps((tfidf, description)))
+    assert tfidf2.retriever_.matrix_t_ is description2.retriever_.matrix_t_
+    assert "_title_spaces" not in pickle.loads(pickle.dumps(table)).__dict__
+
+
 def test_tfidf_retriever_finds_compounds_and_word_overlap():
     stage = TfidfRetriever(k=3, max_df=1.0).fit(TITLES)
     hits = stage.query(["book shop manager", "nursing", "software"])

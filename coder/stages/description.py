@@ -94,7 +94,7 @@ class DescriptionStage:
         self.lookup_ = {t: i for i, t in enumerate(table.titles_)}
         # A title's code, and the entry that explains it: its unqualified default entry if any.
         self.title_code_, self.title_entry_ = table.title_defaults()
-        self.retriever_ = TfidfRetriever(k=self.k, min_score=0.2).fit(table.titles_)
+        self.retriever_ = TfidfRetriever(k=self.k, min_score=0.2).fit_titles(table)
         self.code_docs_t_ = table.encoder_.transform(code_documents(table)).T.tocsr()
         self.n_codes_ = table.n_codes
         return self

@@ -262,6 +262,13 @@ class TfidfRetriever:
         self.matrix_t_ = self.encoder_.transform(docs).T.tocsr()
         return self
 
+    def fit_titles(self, table: IndexTable) -> "TfidfRetriever":
+        """`fit` on the table's index titles, sharing what it learns with the table's other
+        retrievers of the same ``max_df`` (`IndexTable.title_space`): one copy in the model
+        and in memory, whichever stages search the titles."""
+        self.encoder_, self.matrix_t_ = table.title_space(self.max_df)
+        return self
+
     def query(self, docs: Sequence[str]) -> TopK:
         return self.query_vectors(self.encoder_.transform(docs))
 
@@ -295,7 +302,7 @@ class TfidfStage:
         self.k = k
 
     def fit(self, table: IndexTable, *, seed: int = 0) -> "TfidfStage":
-        self.retriever_ = TfidfRetriever(k=self.k).fit(table.titles_)
+        self.retriever_ = TfidfRetriever(k=self.k).fit_titles(table)
         self.title_vecs_ = table.title_vecs_
         return self
 
