@@ -84,6 +84,22 @@ def test_code_dask_dataframe_matches_code_frame(answers, small_model_dir, small_
                                   check_dtype=False)
 
 
+def test_dask_engine_refuses_a_store_with_decisions(answers, small_model_dir, tmp_path):
+    """Dask workers code with the model alone: a store holding decisions for the scheme is an
+    error naming the way out, not answers coded otherwise than the local engine codes them."""
+    from coder.decisions import DecisionStore, answer_key
+
+    d, store = answers[0], tmp_path / "decisions.sqlite"
+    args = ["code", str(d / "in.csv"), "-o", str(tmp_path / "dask.csv"), "--column", "job_title",
+            "--model-dir", str(small_model_dir), "--engine", "dask", "--store", str(store), "--quiet"]
+    DecisionStore(store).record("soc90", ("cleaner", None, None), answer_key("cleaner", None, None), "958")
+    DecisionStore(store).record("soc2000", ("cleaner", None, None), answer_key("cleaner", None, None), "9233")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "--engine local" in result.output and "--no-decisions" in result.output
+    assert "holds 1 for soc2000" in result.output  # only this scheme's decisions count
+    assert not (tmp_path / "dask.csv").exists()
+
+
 def test_scheduler_needs_dask_engine(tmp_path):
     result = CliRunner().invoke(cli, ["code", "x.csv", "-o", "y.csv", "--column", "a", "--scheduler", "tcp://x:1"])
     assert result.exit_code == 2 and "--engine dask" in result.output

@@ -19,7 +19,8 @@ How a run works
    run. Once the pool runs, any chunk with `PARALLEL_AGAIN` new answers is shared with it.
    The next chunk is read on a background thread while this one is coded.
    ``engine="dask"`` sends the new answers to a Dask cluster instead; the file itself is read
-   and written here, so the workers do not need to see it.
+   and written here, so the workers do not need to see it. The workers code with the model
+   alone, so a decision store that holds decisions for the scheme is refused.
 4. Output goes to hidden partial files next to the target (see `coder.batch.formats`),
    written on a background thread while the next chunk is coded. After
    each chunk is durably written, a small state file ``.OUTPUT.coder-state.json`` records how
@@ -636,9 +637,10 @@ def code_file(
     the rows to check clerically, with their candidates. ``coder`` reuses an already loaded
     `Coder` (local engine only; its scheme must match). ``decisions`` (a
     `coder.decisions.DecisionStore`) is used by the coder loaded here and by worker processes:
-    answers decided before get their decided code, method ``learned`` (the Dask engine does
-    not use it yet). See the module docstring for streaming, parallelism, ``resume`` and which
-    files are safe to load.
+    answers decided before get their decided code, method ``learned``. The Dask engine does
+    not apply decisions yet: with a store that holds some for the scheme it refuses to run.
+    See the module docstring for streaming, parallelism, ``resume`` and which files are safe
+    to load.
 
     ``progress`` shows a bar on stderr (`coder.progress.RowBar`: rows, distinct answers, rate,
     time left; a bar for building the model too, if it must be built); ``on_progress`` is
@@ -671,6 +673,12 @@ def code_file(
         raise InputError(f"--engine must be local or dask, got {engine!r}")
     if coder is not None and coder.scheme_name != scheme_name:
         raise InputError(f"the coder given codes to {coder.scheme_name}, not {scheme_name}")
+    if engine == "dask" and decisions is not None and (held := decisions.count(scheme_name)):
+        # Its workers code with the model alone: say so, rather than leave decided answers
+        # coded otherwise than the local engine codes them.
+        raise InputError(f"--engine dask does not apply decisions yet, and the decision store holds {held:,} for "
+                         f"{scheme_name}; code with --engine local, or add --no-decisions to code with the model "
+                         "alone")
     jobs = jobs or cpu_count()
     model_dir = str(model_dir) if model_dir is not None else None
 
