@@ -124,8 +124,6 @@ class Candidates:
 
 
 def _first_of_runs(sorted_keys: np.ndarray) -> np.ndarray:
-    if len(sorted_keys) == 0:
-        return np.zeros(0, np.int64)
     return np.flatnonzero(run_starts(sorted_keys))
 
 

@@ -288,16 +288,12 @@ def rowwise_dot(a, ia: np.ndarray, b, ib: np.ndarray) -> np.ndarray:
     return np.bincount(pair, weights=products, minlength=len(ib)).astype(np.float32)
 
 
-def _csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    return sp.csr_matrix((data, indices, indptr), shape=shape)
-
-
 def _row_slice(m: sp.csr_matrix, lo: int, hi: int) -> sp.csr_matrix:
     """``m[lo:hi]`` for CSR ``m``, the same arrays without SciPy's indexing machinery (a few
     times the cost of the copy for one title's rows)."""
     indptr = m.indptr[lo:hi + 1]
     start, end = indptr[0], indptr[-1]
-    return _csr(m.data[start:end], m.indices[start:end], indptr - start, (hi - lo, m.shape[1]))
+    return sp.csr_matrix((m.data[start:end], m.indices[start:end], indptr - start), shape=(hi - lo, m.shape[1]))
 
 
 def rank_desc(group: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -364,8 +360,8 @@ class Queries:
         return self._vectors[name]
 
     def _zero_rows(self) -> sp.csr_matrix:
-        return _csr(np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(self.n + 1, np.int32),
-                    (self.n, self.table.encoder_.n_features_))
+        return sp.csr_matrix((np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(self.n + 1, np.int32)),
+                             shape=(self.n, self.table.encoder_.n_features_))
 
     def _encode(self) -> None:
         """Every field's rows in one encoder call: stages use them all, and for one type-ahead

@@ -122,7 +122,7 @@ class LearnedStage:
             columns = np.array([j for j, counts in enumerate(title_codes) for _ in counts], np.int64)
             order = np.argsort(owners, kind="stable")
             owners, columns = owners[order], columns[order]
-            starts = np.flatnonzero(run_starts(owners)) if len(owners) else owners
+            starts = np.flatnonzero(run_starts(owners))
             self._groups = (index, owners, columns, starts)
         return self._groups[1:]
 
