@@ -21,8 +21,12 @@ import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
 
 __all__ = ["DEFAULT_FILE", "StaticEmbedder", "basic_tokenize"]
 
@@ -203,6 +207,29 @@ class StaticEmbedder:
         norms = np.sqrt(np.einsum("ij,ij->i", unique, unique))[:, None]
         np.divide(unique, norms, out=unique, where=norms > 0)
         return unique[inverse]
+
+    def bag(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Token counts, float32 (texts x tokens), the tokens ``embed`` sums: a text's vector
+        before normalising is its row times ``weighted(all tokens)``, up to float32 rounding.
+        Anything that is not a string gives an empty row."""
+        import scipy.sparse as sp  # for fitting only: embedding itself needs NumPy alone
+
+        word_ids = self.word_ids
+        indptr, ids = [0], []
+        for text in texts:
+            if isinstance(text, str):
+                for word in basic_tokenize(text):
+                    ids.extend(word_ids(word))
+            indptr.append(len(ids))
+        rows = np.repeat(np.arange(len(texts)), np.diff(indptr))
+        counts = sp.csr_matrix((np.ones(len(ids), np.float32), (rows, np.asarray(ids, np.int64))),
+                               shape=(len(texts), len(self.tokens)))
+        counts.sum_duplicates()
+        return counts
+
+    def weighted(self, ids: np.ndarray) -> np.ndarray:
+        """Float32 rows ``vectors[ids] * weights[ids]``: the terms ``embed`` sums."""
+        return self.vectors[ids].astype(np.float32) * self.weights[ids][:, None]
 
     def _embed_chunk(self, texts: list[str], out: np.ndarray) -> None:
         """Unnormalised weighted token sums for ``texts`` into ``out``.

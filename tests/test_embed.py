@@ -137,3 +137,16 @@ def test_pickles_with_the_model(emb: StaticEmbedder) -> None:
     texts = ["staff nurse", "bus driver", "zzqx", ""]
     np.testing.assert_array_equal(again.embed(texts), emb.embed(texts))
     assert again.wordpiece("plumbing") == emb.wordpiece("plumbing")
+
+
+def test_bag_of_tokens_sums_to_the_embedding(emb: StaticEmbedder) -> None:
+    """A text's token counts times the weighted token vectors, scaled to length one, is its
+    embedding (what the semantic search relies on); a repeated token counts twice."""
+    texts = ["staff nurse", "nurse nurse", "plumbing and heating", "  ", None]
+    bag = emb.bag(texts)
+    assert bag.shape == (5, len(emb.tokens)) and bag[4].nnz == 0 and bag[3].nnz == 0
+    assert bag[1].data.tolist() == [2.0]
+    raw = bag @ emb.weighted(np.arange(len(emb.tokens)))
+    norms = np.linalg.norm(raw, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.divide(raw, norms, out=np.zeros_like(raw), where=norms > 0), emb.embed(texts),
+                               atol=1e-6)

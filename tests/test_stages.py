@@ -615,3 +615,61 @@ def test_top_k_above_ranks_only_scores_past_the_floor():
         np.testing.assert_array_equal(capped.score, clipped.score)
     assert top_k_above(over, 5, 0.5, cap=1.0).idx.tolist() == [[0, 2, 6, 3, 8]]
     assert (top_k_above(over, 5, 1.0, cap=1.0).idx == -1).all()
+
+
+def test_top_k_rescored_ranks_as_the_exact_scores_do():
+    """Approximate scores as far from the exact ones as allowed, each pushed the way that
+    reorders near-ties most (the best exact entries down, the rest up): the same k in the same
+    order as ranking every exact score, while scoring few of them exactly. A margin of one
+    slack instead of two loses entries here."""
+    from coder.stages import top_k_above
+    from coder.stages.base import top_k_rescored
+
+    rng = np.random.default_rng(5)
+    slack = 0.05
+    # The last: the k best near the floor, which then decides what is scored.
+    for cap, min_score, k, top in ((None, 0.5, 5, 110), (1.0, 0.5, 5, 110), (None, 0.3, 12, 110), (1.0, 0.9, 3, 110),
+                                   (None, 0.55, 12, 60)):
+        exact = (rng.integers(0, top, (30, 400)) / 100).astype(np.float32)  # ties 0.01 apart
+        ref = top_k_above(exact, k, min_score, cap=cap)
+        kth = np.sort(np.minimum(exact, 1.0 if cap else np.inf), axis=1)[:, -k][:, None]
+        approx = exact + np.where(np.minimum(exact, 1.0 if cap else np.inf) >= kth, -0.99, 0.99) * slack
+        asked = []
+
+        def score(r, c):
+            asked.append(len(r))
+            return exact[r, c]
+
+        got = top_k_rescored(approx.astype(np.float32), score, k, min_score, slack=slack, cap=cap)
+        np.testing.assert_array_equal(got.idx, ref.idx)
+        np.testing.assert_array_equal(got.score, ref.score)
+        assert sum(asked) < exact.size / 4
+    empty = top_k_rescored(np.zeros((2, 0), np.float32), lambda r, c: np.zeros(len(r), np.float32), 3, 0.5, slack=0.1)
+    assert empty.idx.tolist() == [[-1] * 3] * 2
+
+
+def test_semantic_search_finds_what_scoring_every_title_finds(coder):
+    """The factorised search's cosines stay within a quarter of the slack of the stored
+    vectors' over every index title, and its k nearest are those of scoring every title."""
+    from coder.stages.base import top_k_above
+    from coder.stages.semantic import _SLACK, _dots
+
+    stage = {s.name: s for s in coder.model.generator.stages_}["semantic"]
+    titles = stage.titles16_
+    texts = [str(t) for t in coder.model.generator.table_.titles_[::97]]
+    texts += ["nurse in a care home", "looks after the grounds", "software dev", "till worker", "zzqx", "the"]
+    vectors = stage.embedder_.embed(texts)
+    n, m = len(vectors), len(titles)
+    exact = _dots(vectors, np.repeat(np.arange(n), m), titles, np.tile(np.arange(m), n)).reshape(n, m)
+    by_tokens = np.stack([stage._by_tokens(v) for v in vectors])
+    assert np.abs(by_tokens - exact).max() < _SLACK / 4
+    assert np.abs(stage._approximate(vectors) - exact).max() < _SLACK / 4  # a block: the title vectors
+    want = top_k_above(exact, stage.k, stage.min_score, cap=1.0)
+    got = stage._nearest(vectors, np.arange(n), stage.k)
+    assert got.q.tolist() == np.repeat(np.arange(n), (want.idx >= 0).sum(axis=1)).tolist()
+    assert got.target.tolist() == want.idx[want.idx >= 0].tolist()
+    np.testing.assert_array_equal(got.score, want.score[want.idx >= 0])
+    few = stage._nearest(vectors, np.arange(1, 4), stage.k)  # a few, through tokens: the same titles and bits
+    for q in (1, 2, 3):
+        assert few.target[few.q == q].tolist() == got.target[got.q == q].tolist()
+        np.testing.assert_array_equal(few.score[few.q == q], got.score[got.q == q])

@@ -10,7 +10,7 @@ stages in the order of `coder.stages.STAGES`; the ranker learns from the columns
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
@@ -72,6 +72,34 @@ def top_k_above(scores: np.ndarray, k: int, min_score: float, *, cap: float | No
         return top_k_at(scores, np.zeros(0, np.int64), k)
     # min(s, cap) > min_score exactly when s > min_score, as min_score < cap.
     return top_k_at(scores, nonzero_bytes((scores > min_score).view(np.uint8)), k, cap=cap)
+
+
+def top_k_rescored(approx: np.ndarray, exact: Callable[[np.ndarray, np.ndarray], np.ndarray], k: int,
+                   min_score: float, *, slack: float, cap: float | None = None) -> TopK:
+    """`top_k_above` of exact scores that are costly to compute for every column, from a dense
+    block of ``approx`` scores each less than ``slack`` from its exact one; ``exact(rows,
+    cols)`` gives the exact scores of those entries. The same k, in the same order.
+
+    Only entries that may rank are scored exactly: above ``min_score - slack``, and not below
+    their row's k-th best approximate score less twice the slack (the row's k-th best exact
+    score is at least that approximate one less the slack, and an entry reaching it is
+    approximately at most the slack below). Clipping to ``cap`` moves no two scores apart.
+    """
+    approx = np.asarray(approx, np.float32)
+    n, width = approx.shape
+    pos = nonzero_bytes((approx > np.float32(min_score - slack)).view(np.uint8))
+    rows, cols = np.divmod(pos, width)
+    near = approx.reshape(-1)[pos]
+    if cap is not None:
+        near = np.minimum(near, np.float32(cap))
+    kth = top_k_entries(rows, cols, near, n, k)
+    floor = np.where(kth.idx[:, k - 1] >= 0, kth.score[:, k - 1].astype(np.float64) - 2 * slack, -np.inf)
+    may = near >= floor[rows]
+    rows, cols = rows[may], cols[may]
+    scores = np.asarray(exact(rows, cols), np.float32)
+    above = scores > min_score
+    rows, cols, scores = rows[above], cols[above], scores[above]
+    return top_k_entries(rows, cols, scores if cap is None else np.minimum(scores, np.float32(cap)), n, k)
 
 
 def top_k_at(scores: np.ndarray, pos: np.ndarray, k: int, *, cap: float | None = None) -> TopK:
