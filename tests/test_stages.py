@@ -1,6 +1,8 @@
 """Each candidate stage on a tiny index, the stage protocol, and the top-k helpers against a
 simple reference."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -135,9 +137,14 @@ def test_fuzzy_char_bound_keeps_every_title_that_scores(titles, query, cutoff):
     from coder.stages.fuzzy import _CharBound
 
     scores = process.cdist([query], titles, scorer=fuzz.ratio, dtype=np.uint8, score_cutoff=cutoff)[0]
-    kept = _CharBound(titles).candidates(query, cutoff)
+    kept, top, bottom = _CharBound(titles).reach(query, cutoff)
     assert set(np.flatnonzero(scores).tolist()) <= set(kept.tolist())
     assert np.all(np.diff(kept) > 0)
+    # Exactly the titles whose shared characters reach one point below the cutoff.
+    shared = [sum((Counter(query) & Counter(t)).values()) for t in titles]
+    assert kept.tolist() == [i for i, t in enumerate(titles)
+                             if 200 * shared[i] >= max(cutoff - 1, 0) * (len(t) + len(query))]
+    assert top.tolist() == [200 * shared[i] for i in kept] and bottom.tolist() == [len(titles[i]) + len(query) for i in kept]
 
 
 @pytest.mark.parametrize("cutoff", [0, 60])

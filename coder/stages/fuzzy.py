@@ -57,6 +57,10 @@ class _CharBound:
         n = len(titles)
         self.titles = np.array(titles, dtype=object)  # a subset is then one gather
         self.lens = np.fromiter(map(len, titles), np.int64, n)
+        # Each title's length as a number into the distinct lengths: what a query needs to share
+        # with a title is then worked out once per length, not once per title.
+        self.lengths, self.length_of = np.unique(self.lens, return_inverse=True)
+        self._needs: dict[tuple[float, int], np.ndarray] = {}  # `_need`: 20 kB a query length, 5 MB at most
         # Every process that codes a title alone builds this: one character at a time, so the
         # temporaries stay small (a per-process peak is what the memory target counts).
         points = np.frombuffer("".join(titles).encode("utf-32-le"), np.uint32)
@@ -83,11 +87,28 @@ class _CharBound:
         points (integers, so that comparing ``top >= c * bottom`` is exact)."""
         rows = [r for ch, k in Counter(query).items() for r in self.rows.get(ch, ())[:k]]
         # Summed in uint8 when it cannot overflow: 20x faster than in int64.
-        shared = self.at_least[rows].sum(axis=0, dtype=np.uint8 if len(rows) < 256 else np.int64)
-        top, bottom = np.multiply(shared, 200, dtype=np.int64), self.lens + len(query)
-        # One point below the cutoff: a score is rounded before the cutoff may be applied.
-        keep = np.flatnonzero(top >= max(cutoff - 1, 0) * bottom)
-        return keep, top[keep], bottom[keep]
+        small = len(rows) < 256
+        shared = self.at_least[rows].sum(axis=0, dtype=np.uint8 if small else np.int64)
+        need = self._need(cutoff, len(query)) if small else self._need_per_length(cutoff, len(query))[self.length_of]
+        keep = np.flatnonzero(shared >= need)
+        return keep, 200 * shared[keep].astype(np.int64), self.lens[keep] + len(query)
+
+    def _need_per_length(self, cutoff: float, n: int) -> np.ndarray:
+        """Characters a title of each distinct length must share with a query of ``n`` to reach
+        the cutoff, less one point (a score is rounded before the cutoff may be applied):
+        200 * shared >= c * (length + n), so shared reaches the ceiling of c * (length + n) / 200."""
+        return np.ceil(max(cutoff - 1, 0) * (self.lengths + n) / 200).astype(np.int64)
+
+    def _need(self, cutoff: float, n: int) -> np.ndarray:
+        """`_need_per_length` for every title, as uint8 (at most 255, which a uint8 sum of
+        shared characters never passes anyway), kept per (cutoff, n) for titles of up to 255
+        characters: query lengths recur."""
+        need = self._needs.get((cutoff, n))
+        if need is None:
+            need = np.minimum(self._need_per_length(cutoff, n), 255).astype(np.uint8)[self.length_of]
+            if n < 256:
+                self._needs[cutoff, n] = need
+        return need
 
 
 class FuzzyStage:
