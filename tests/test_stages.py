@@ -261,7 +261,7 @@ def test_tfidf_single_transform_is_sklearn_to_the_bit():
     """One type-ahead title gets exactly the vector it gets in a batch (and from sklearn)."""
     enc = TfidfEncoder().fit(TITLES)
     docs = ["staff nurse", "nurse nurse", "", "Book Shop manager", "unseen", "staff  nurse (nhs)"]
-    for chunk in ([d] for d in docs):
+    for chunk in [[d] for d in docs] + [docs]:  # each alone, and all six (still the few-document path)
         ours, theirs = enc.transform(chunk), _sklearn_stack(enc, chunk)
         assert ours.indptr.tolist() == theirs.indptr.tolist()
         assert ours.indices.tolist() == theirs.indices.tolist()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -79,21 +78,21 @@ class TfidfEncoder:
         docs = list(docs)
         if len(docs) > _SMALL_BATCH:
             return self._transform_batch(docs)
-        # The few-document path: counts in Python, then sklearn's float32 arithmetic step for
-        # step (`_l2_rows`), so a title gets the same vector alone as in a batch. Entries come
+        # The few-document path: counts by one sort, then sklearn's float32 arithmetic step for
+        # step (`_l2_rows`), so a title gets the same vector alone as in a batch. Part 2i + p is
+        # document i's character (p = 0) or word (p = 1) part, which its vectoriser normalises
+        # alone. Each occurrence is keyed (part, stacked column): sorted, the distinct keys come
         # document by document, each one's character columns then its word columns, in order:
-        # the stacked matrix's own order. Part 2i + p is document i's character (p = 0) or
-        # word (p = 1) part, which its vectoriser normalises alone.
-        n_char = len(self.char_.vocabulary_)
-        parts, cols, counts = [], [], []
+        # the stacked matrix's own order.
+        n_char, width = len(self.char_.vocabulary_), self.n_features_
+        keys = []
         for i, doc in enumerate(docs):
-            for p, (counter, offset) in enumerate(((self._char_columns, 0), (self._word_columns, n_char))):
-                found = Counter(counter(doc))
-                for j in sorted(found):
-                    parts.append(2 * i + p), cols.append(j + offset), counts.append(found[j])
-        part, cols_a = np.asarray(parts, np.int64), np.asarray(cols, np.int64)
+            keys.extend(self._word_grams(w) + 2 * i * width for w in self._preprocess(doc).split())
+            keys.append(np.asarray(self._word_columns(doc), np.int64) + ((2 * i + 1) * width + n_char))
+        found, counts = np.unique(np.concatenate(keys) if keys else np.zeros(0, np.int64), return_counts=True)
+        part, cols_a = np.divmod(found, width)
         kind = part & 1
-        data = np.asarray(counts, np.float32)
+        data = counts.astype(np.float32)
         sublinear = np.array([self.char_.sublinear_tf, self.word_.sublinear_tf])
         if sublinear.any():
             logged = sublinear[kind]
@@ -181,10 +180,6 @@ class TfidfEncoder:
             vocab = self.char_.vocabulary_
             grams = cache[word] = np.fromiter((vocab[g] for g in self._analyzer(word) if g in vocab), np.int64)
         return grams
-
-    def _char_columns(self, doc: str) -> list[int]:
-        """Character n-gram columns of one document, one per occurrence."""
-        return [j for w in self._preprocess(doc).split() for j in self._word_grams(w).tolist()]
 
     def _word_columns(self, doc: str) -> list[int]:
         """Word uni- and bigram columns of one document, one per occurrence."""
