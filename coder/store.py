@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 # 5x longer on the model's many small objects). 5: no sklearn objects in it (`coder.model`),
 # and the semantic stage carries its word vectors. 6: the stages that search the index titles
 # share one retrieval space (`IndexTable.title_space`): 6.5 MB less on disk, 13 MB in memory.
-# 7: the semantic stage searches by its titles' token counts (`SemanticStage._approximate`).
+# 7: the semantic stage searches for a few titles by its titles' token counts (`SemanticStage._by_tokens`).
 FORMAT_VERSION = 7
 # Bump when a change to the stages, features, training queries or ranking changes what a
 # build produces without changing a feature name or a data file.

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..embed import StaticEmbedder
-from .base import Pairs, Proposals, Queries, block_rows, top_k_rescored
+from .base import Pairs, Proposals, Queries, TopK, block_rows, top_k_above, top_k_rescored
 from .description import code_summaries
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,9 +32,8 @@ __all__ = ["SemanticStage"]
 # far less; the largest difference over the dev index's titles searched for one another is
 # 1.4e-4 (a test checks a bound of a quarter of this).
 _SLACK = 2e-3
-# Queries up to which a block is searched one at a time through tokens (`SemanticStage._by_tokens`):
-# 0.2 ms each, where a product with the title vectors takes 0.4 ms for one, 1.4-1.6 ms for 2-16.
-_BY_TOKENS_UP_TO = 6
+# Vectors up to which a search goes one at a time through the tokens (`SemanticStage._search`).
+_FEW = 6
 
 
 @lru_cache(maxsize=1)
@@ -95,7 +94,7 @@ class SemanticStage:
         titles = emb.embed(table.titles_)
         # Float16 in the model file (half the size); each use converts the rows it reads.
         self.titles16_ = titles.astype(np.float16)
-        # The search's factors (`_approximate`): each title's token counts over the tokens
+        # The search's factors (`_by_tokens`): each title's token counts over the tokens
         # the index uses, and one over its vector's length before normalising.
         bag = emb.bag(table.titles_)
         self.tokens_, used = np.unique(bag.indices, return_inverse=True)
@@ -136,25 +135,30 @@ class SemanticStage:
 
     @property
     def titles32_(self) -> np.ndarray:
-        """The title vectors as float32, made on first use by a block of many queries."""
+        """The title vectors as float32, made on first use by a search for many queries."""
         if getattr(self, "_titles32", None) is None:
             self._titles32 = self.titles16_.astype(np.float32)
         return self._titles32
 
-    def _approximate(self, vectors: np.ndarray) -> np.ndarray:
-        """Cosines of ``vectors`` with every index title, within `_SLACK` of `_dots`'s: one
-        vector at a time through the tokens (`_by_tokens`) for a few, else one product with
-        the title vectors (for two to eight vectors, BLAS's matrix product takes 2-4 times as
-        long as for one)."""
-        if len(vectors) > _BY_TOKENS_UP_TO:
-            return vectors @ self.titles32_.T
-        out = np.empty((len(vectors), len(self.titles16_)), np.float32)
-        for i, vector in enumerate(vectors):
-            out[i] = self._by_tokens(vector)
-        return out
+    def _search(self, vectors: np.ndarray, k: int, *, few: bool) -> TopK:
+        """Each vector's k nearest index titles with a cosine above ``min_score`` (capped at 1:
+        float16-stored vectors may round past it), ties by title number.
+
+        Many vectors: one product with the title vectors, whose cosines, to the last bit, are
+        what the builds learned from. A few (``few``: the whole call has only a few, as when a
+        title is typed alone; BLAS takes 0.4 ms for one and 1.4-1.6 ms for 2-16): each through
+        the tokens (`_by_tokens`, 0.2 ms), then the titles that may rank re-scored one dot
+        product each (`_dots`, `top_k_rescored`): the product's titles, with cosines that may
+        differ from its in the last bit.
+        """
+        if not few:
+            return top_k_above(vectors @ self.titles32_.T, k, self.min_score, cap=1.0)
+        approx = np.stack([self._by_tokens(vector) for vector in vectors])
+        return top_k_rescored(approx, lambda r, c: _dots(vectors, r, self.titles16_, c), k, self.min_score,
+                              slack=_SLACK, cap=1.0)
 
     def _by_tokens(self, vector: np.ndarray) -> np.ndarray:
-        """`_approximate` for one vector, through the titles' tokens.
+        """Cosines of ``vector`` with every index title, within `_SLACK` of `_dots`'s.
 
         A title's vector is its weighted token vectors summed, then scaled to length one, so
         its cosine with q is the sum over its tokens of (token . q), scaled: a product with
@@ -175,12 +179,7 @@ class SemanticStage:
         step = block_rows(len(self.titles16_), 4, self.chunk)
         for start in range(0, len(rows), step):
             block = rows[start : start + step]
-            rows_v = vectors[block]
-            # Exact: the cosines `features` gives (`_dots`), for the titles that may rank. Capped
-            # at 1: float16-stored vectors may round past it.
-            top = top_k_rescored(self._approximate(rows_v), lambda r, c: _dots(rows_v, r, self.titles16_, c),
-                                 k, self.min_score, slack=_SLACK, cap=1.0)
-            p = Proposals.from_topk(top, "title", block)
+            p = Proposals.from_topk(self._search(vectors[block], k, few=len(rows) <= _FEW), "title", block)
             qs.append(p.q), ts.append(p.target), ss.append(p.score)
         if not qs:
             z = np.zeros(0, np.int64)
