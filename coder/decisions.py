@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .results import Result
 
 __all__ = [
-    "DecisionStore", "Decision", "Conflict", "ImportReport", "FollowUp", "FollowUpOption",
+    "DecisionStore", "DecisionSnapshot", "Decision", "Conflict", "ImportReport", "FollowUp", "FollowUpOption",
     "answer_key", "default_store_path", "follow_up", "SOURCES", "STORE_ENV",
 ]
 
@@ -469,6 +469,12 @@ class DecisionStore:
         majority are left out (they are evidence of nothing)."""
         return [(key, d.code) for key, d in self._standing(load_scheme(scheme).name).items() if d.share > 0.5]
 
+    def snapshot(self, scheme: str) -> DecisionSnapshot:
+        """The decisions that stand for ``scheme`` now, in memory: for coders that cannot
+        open this file (a Dask cluster's workers)."""
+        name = load_scheme(scheme).name
+        return DecisionSnapshot(name, dict(self._standing(name)))
+
     def record(self, scheme: str, answer: tuple[object, object, object], key: Key, code: str, *,
                who: str = "", source: str = "clerical", origin: str = "") -> Decided:
         """Store one decision: the raw ``answer`` (title, industry, description), read as
@@ -760,6 +766,41 @@ class DecisionStore:
 
 _COLUMNS = ("id, scheme, title, industry, description, key_title, key_industry, key_description, code, "
             "who, at, source, origin")
+
+
+class DecisionSnapshot:
+    """The decisions that stood for one scheme at one moment, read-only, in memory; implements
+    the lookups of `coder.engine.Decisions` (`DecisionStore.snapshot`). Pickles with its
+    decisions, so it travels to processes that cannot open the store's file. ``token`` names
+    its content: equal snapshots have equal tokens."""
+
+    def __init__(self, scheme: str, standing: dict[Key, Decided]):
+        self.scheme = scheme
+        self.standing = standing
+        digest = hashlib.sha256("\n".join(sorted(map(repr, standing.items()))).encode("utf-8"))
+        self.token = f"{scheme}:{len(standing)}:{digest.hexdigest()[:16]}"
+
+    def __repr__(self) -> str:
+        return f"DecisionSnapshot({self.scheme!r}, {len(self.standing):,} answers)"
+
+    def count(self, scheme: str | None = None) -> int:
+        """Answers decided (for ``scheme``: this snapshot's, or none for another scheme)."""
+        return len(self.standing) if scheme is None or load_scheme(scheme).name == self.scheme else 0
+
+    def lookup(self, scheme: str, keys: Sequence[Key]) -> dict[Key, Decided]:
+        """The decision that stood for each of ``keys`` that had one."""
+        if load_scheme(scheme).name != self.scheme:
+            return {}
+        return {key: self.standing[key] for key in map(tuple, keys) if key in self.standing}
+
+    def decided(self, scheme: str) -> list[tuple[Key, str]]:
+        """As `DecisionStore.decided`, at the snapshot's moment."""
+        if load_scheme(scheme).name != self.scheme:
+            return []
+        return [(key, d.code) for key, d in self.standing.items() if d.share > 0.5]
+
+    def record(self, *args: object, **kwargs: object) -> Decided:
+        raise InputError("a decision snapshot is read-only: record decisions in the store it was taken from")
 
 
 def _decision(row: tuple) -> Decision:

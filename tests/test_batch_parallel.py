@@ -84,20 +84,72 @@ def test_code_dask_dataframe_matches_code_frame(answers, small_model_dir, small_
                                   check_dtype=False)
 
 
-def test_dask_engine_refuses_a_store_with_decisions(answers, small_model_dir, tmp_path):
-    """Dask workers code with the model alone: a store holding decisions for the scheme is an
-    error naming the way out, not answers coded otherwise than the local engine codes them."""
+def test_code_dask_dataframe_applies_decisions(answers, small_model_dir, small_coder, cluster, tmp_path):
+    dd = pytest.importorskip("dask.dataframe")
+    from distributed import Client
+
+    from coder.decisions import DecisionStore, answer_key
+    from coder.engine import Coder
+
+    _, df = answers
+    store = DecisionStore(tmp_path / "decisions.sqlite")
+    title, industry, description = df.loc[3, ["job_title", "industry", "description"]]
+    store.record("soc2000", (title, industry, description), answer_key(title, industry, description), "5241")
+    expected = code_frame(df, "job_title", "industry", "description", k=3,
+                          coder=Coder(small_coder.model, decisions=store))
+    with Client(cluster) as client:
+        lazy = code_dask_dataframe(dd.from_pandas(df, npartitions=3), "job_title", "industry", "description", k=3,
+                                   model_dir=str(small_model_dir), decisions=store)
+        got = client.compute(lazy).result().reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected.reset_index(drop=True), check_dtype=False)
+    assert set(got.loc[got["job_title"] == title, "soc2000"]) == {"5241"}
+
+
+def test_dask_engine_applies_decisions_as_the_local_engine_does(answers, small_model_dir, cluster, tmp_path):
+    """Decisions reach the Dask workers (which are not told where the store is): the same file
+    as the local engine with the same store, decided answers coded as decided."""
     from coder.decisions import DecisionStore, answer_key
 
-    d, store = answers[0], tmp_path / "decisions.sqlite"
-    args = ["code", str(d / "in.csv"), "-o", str(tmp_path / "dask.csv"), "--column", "job_title",
-            "--model-dir", str(small_model_dir), "--engine", "dask", "--store", str(store), "--quiet"]
-    DecisionStore(store).record("soc90", ("cleaner", None, None), answer_key("cleaner", None, None), "958")
-    DecisionStore(store).record("soc2000", ("cleaner", None, None), answer_key("cleaner", None, None), "9233")
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 2 and "--engine local" in result.output and "--no-decisions" in result.output
-    assert "holds 1 for soc2000" in result.output  # only this scheme's decisions count
-    assert not (tmp_path / "dask.csv").exists()
+    d, df = answers
+    store = DecisionStore(tmp_path / "decisions.sqlite")
+    decided = {}
+    for row, code in ((0, "9233"), (7, "5241"), (12, "3211")):
+        title, industry, description = df.loc[row, ["job_title", "industry", "description"]]
+        store.record("soc2000", (title, industry, description), answer_key(title, industry, description), code)
+        decided[title] = code
+    store.record("soc90", ("cleaner", None, None), answer_key("cleaner", None, None), "958")  # another scheme's
+    common = ["--column", "job_title", "--industry-column", "industry", "--description-column", "description",
+              "--chunk-size", "70", "--model-dir", str(small_model_dir), "--store", str(store.path), "--quiet"]
+    local = CliRunner().invoke(cli, ["code", str(d / "in.csv"), "-o", str(tmp_path / "local.csv"), "--jobs", "1",
+                                     *common])
+    dask = CliRunner().invoke(cli, ["code", str(d / "in.csv"), "-o", str(tmp_path / "dask.csv"), "--engine", "dask",
+                                    "--scheduler", cluster.scheduler_address, *common])
+    assert local.exit_code == 0 and dask.exit_code == 0, (local.output, dask.output)
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    out = pd.read_csv(tmp_path / "dask.csv", dtype=str)
+    got = dict(zip(out["job_title"], out["soc2000"]))
+    assert {title: got[title] for title in decided} == decided
+    assert set(out.loc[out["job_title"].isin(list(decided)), "method"]) == {"learned"}
+    assert (tmp_path / "dask.csv").read_bytes() != (d / "local.csv").read_bytes()  # the decisions changed codes
+
+
+def test_decision_snapshot_answers_as_its_store(tmp_path):
+    from coder.decisions import DecisionStore, answer_key
+
+    store = DecisionStore(tmp_path / "decisions.sqlite")
+    for title, code in (("sparky", "5241"), ("sparky", "5241"), ("sparky", "5249"), ("bin man", "9235")):
+        store.record("soc2000", (title, None, None), answer_key(title, None, None), code)
+    snap = store.snapshot("soc2000")
+    keys = [answer_key(t, None, None) for t in ("sparky", "bin man", "nurse")]
+    assert snap.lookup("soc2000", keys) == store.lookup("soc2000", keys) and len(snap.lookup("soc2000", keys)) == 2
+    assert sorted(snap.decided("soc2000")) == sorted(store.decided("soc2000"))
+    assert snap.lookup("soc90", keys) == {} and snap.count("soc90") == 0 and snap.count("soc2000") == 2
+    again = __import__("pickle").loads(__import__("pickle").dumps(snap))
+    assert again.token == snap.token and again.lookup("soc2000", keys) == snap.lookup("soc2000", keys)
+    store.record("soc2000", ("bin man", None, None), answer_key("bin man", None, None), "9235")
+    assert store.snapshot("soc2000").token != snap.token  # another vote: another snapshot
+    with pytest.raises(Exception, match="read-only"):
+        snap.record("soc2000", ("x", None, None), answer_key("x", None, None), "1111")
 
 
 def test_scheduler_needs_dask_engine(tmp_path):

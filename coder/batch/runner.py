@@ -19,8 +19,8 @@ How a run works
    run. Once the pool runs, any chunk with `PARALLEL_AGAIN` new answers is shared with it.
    The next chunk is read on a background thread while this one is coded.
    ``engine="dask"`` sends the new answers to a Dask cluster instead; the file itself is read
-   and written here, so the workers do not need to see it. The workers code with the model
-   alone, so a decision store that holds decisions for the scheme is refused.
+   and written here, so the workers do not need to see it, nor the decision store: the
+   decisions that stand when the run starts go to them in memory (`DecisionStore.snapshot`).
 4. Output goes to hidden partial files next to the target (see `coder.batch.formats`),
    written on a background thread while the next chunk is coded. After
    each chunk is durably written, a small state file ``.OUTPUT.coder-state.json`` records how
@@ -323,10 +323,12 @@ class LocalBackend:
 
 
 class DaskBackend:
-    """Sends new answers to a Dask cluster; each worker loads the model once."""
+    """Sends new answers to a Dask cluster; each worker loads the model once. ``decisions``
+    (a `coder.decisions.DecisionSnapshot`) goes to every worker once, and they apply it as a
+    local coder applies its store."""
 
     def __init__(self, scheme: str, k: int, *, scheduler: str | None, jobs: int,
-                 model_dir: str | None, threshold: float | None):
+                 model_dir: str | None, threshold: float | None, decisions: Any = None):
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -346,6 +348,8 @@ class DaskBackend:
                                         dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         self.workers = len(self.client.scheduler_info().get("workers", {})) or max(1, jobs)
+        # Sent once to every worker, not with each batch.
+        self.decisions = None if decisions is None else self.client.scatter(decisions, broadcast=True)
 
     def __call__(self, keys: list[Key], report: Callable[[list[Key]], None] | None = None) -> list[Coded]:
         from .cluster import code_keys_on_worker
@@ -355,7 +359,7 @@ class DaskBackend:
         batches = _batches(keys, self.workers)
         futures = self.client.map(code_keys_on_worker, batches, k=self.k,
                                   scheme=self.scheme, model_dir=self.model_dir,
-                                  threshold=self.threshold, pure=False)
+                                  threshold=self.threshold, decisions=self.decisions, pure=False)
         if report is not None:  # report each batch as it comes back; gather keeps the order
             from distributed import as_completed
 
@@ -637,8 +641,8 @@ def code_file(
     the rows to check clerically, with their candidates. ``coder`` reuses an already loaded
     `Coder` (local engine only; its scheme must match). ``decisions`` (a
     `coder.decisions.DecisionStore`) is used by the coder loaded here and by worker processes:
-    answers decided before get their decided code, method ``learned``. The Dask engine does
-    not apply decisions yet: with a store that holds some for the scheme it refuses to run.
+    answers decided before get their decided code, method ``learned`` (the Dask engine's
+    workers get the decisions that stand when the run starts, `DecisionStore.snapshot`).
     See the module docstring for streaming, parallelism, ``resume`` and which files are safe
     to load.
 
@@ -673,12 +677,13 @@ def code_file(
         raise InputError(f"--engine must be local or dask, got {engine!r}")
     if coder is not None and coder.scheme_name != scheme_name:
         raise InputError(f"the coder given codes to {coder.scheme_name}, not {scheme_name}")
-    if engine == "dask" and decisions is not None and (held := decisions.count(scheme_name)):
-        # Its workers code with the model alone: say so, rather than leave decided answers
-        # coded otherwise than the local engine codes them.
-        raise InputError(f"--engine dask does not apply decisions yet, and the decision store holds {held:,} for "
-                         f"{scheme_name}; code with --engine local, or add --no-decisions to code with the model "
-                         "alone")
+    snapshot = None
+    if engine == "dask" and decisions is not None and decisions.count(scheme_name):
+        # Dask workers may not reach the store's file: its decisions go to them in memory.
+        if not hasattr(decisions, "snapshot"):
+            raise InputError(f"--engine dask needs a decision store it can take a snapshot of, not "
+                             f"{type(decisions).__name__}; code with --engine local, or add --no-decisions")
+        snapshot = decisions.snapshot(scheme_name)
     jobs = jobs or cpu_count()
     model_dir = str(model_dir) if model_dir is not None else None
 
@@ -751,7 +756,7 @@ def code_file(
         settings["model"] = _model_identity(scheme_name, model_dir)
         say(f"connecting to Dask ({scheduler or f'a local cluster of {jobs} workers'})")
         backend = DaskBackend(scheme_name, k_code, scheduler=scheduler, jobs=jobs, model_dir=model_dir,
-                              threshold=threshold)
+                              threshold=threshold, decisions=snapshot)
     else:
         if coder is None:
             from ..engine import Coder
