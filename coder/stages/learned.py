@@ -169,7 +169,7 @@ class LearnedStage:
         sims, _ = evidence
         # Best similarity per (query, code) over decided titles carrying that code: the
         # decided titles' columns grouped by code, one maximum per group (reduceat).
-        n_codes = max(self.code_pos_.values()) + 1
+        n_codes = len(self.code_pos_)  # positions 0 .. n - 1 (`fit`)
         owners, columns, starts = self._code_groups(index)
         best = np.zeros((queries.n, n_codes), np.float32)
         best[:, owners[starts]] = np.maximum.reduceat(sims[:, columns], starts, axis=1)
