@@ -221,9 +221,8 @@ BLOCK_BYTES = 8 * 2**20
 def block_rows(width: int, itemsize: int, limit: int) -> int:
     """Query rows per dense block of ``width`` columns of ``itemsize`` bytes: as many as fit in
     `BLOCK_BYTES`, at most ``limit``, but never fewer than 16 (or ``limit`` when it is smaller).
-    Each row's top-k is chosen on its own, so the block size decides memory and speed only (a
-    matrix product's last bits may depend on it: the semantic stage re-scores what one finds,
-    `top_k_rescored`)."""
+    Each row's top-k is chosen on its own, so the block size decides memory and speed; a
+    matrix product's last bits can still depend on it (see `coder.stages.semantic`)."""
     return max(min(16, limit), min(limit, BLOCK_BYTES // max(width * itemsize, 1)))
 
 
