@@ -203,7 +203,10 @@ class SemanticStage:
         out = {name: np.zeros(n, np.float32) for name in self.FEATURES}
         if n == 0:
             return out
-        t_sim = _dots(title, pairs.tq, self.titles16_, pairs.tt)
+        # The float32 copy where a search for many titles made one (a batch: one gather, no
+        # conversion), else the float16 rows: the same numbers either way.
+        stored = getattr(self, "_titles32", None)
+        t_sim = _dots(title, pairs.tq, self.titles16_ if stored is None else stored, pairs.tt)
         out["sem_title"] = pairs.from_titles(np.maximum(t_sim, 0.0))
         out["sem_code"] = _at(title, self.codes_, pairs)
         if queries.has_description.any():
