@@ -7,13 +7,16 @@ process's time when coding 50,000 distinct answers. `HeapFreezer` freezes what i
 after each coded batch (``gc.freeze``), so later collections skip it. Frozen objects are
 still freed when their last reference goes; coding makes no reference cycles (checked:
 a collection after each batch of 2,000 found no cyclic garbage), and any frozen cycle that
-does become garbage is collected when the frozen heap has doubled, by one collection over
-everything, so memory stays bounded.
+does become garbage is collected when the heap has doubled, by one collection over
+everything, so memory stays bounded. The heap is measured by the interpreter's allocated
+memory blocks (`sys.getallocatedblocks`, well under a millisecond): counting the frozen
+objects (`gc.get_freeze_count`) walks them all, 20 ms for two million.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 
 __all__ = ["HeapFreezer"]
 
@@ -26,24 +29,24 @@ class HeapFreezer:
     """
 
     def __init__(self) -> None:
-        self._frozen_after_full: int | None = None
-        self._active = gc.get_freeze_count() == 0
+        self._blocks_after_full: int | None = None  # the heap after the last full collection
+        self._active = gc.get_freeze_count() == 0  # nothing frozen yet: a short walk
 
     def settle(self) -> None:
-        """Freeze what is alive now; once over everything when the frozen heap doubled."""
+        """Freeze what is alive now; once over everything when the heap doubled."""
         if not self._active:
             return
         gc.freeze()
-        if self._frozen_after_full is None:  # the heap as the run found it
-            self._frozen_after_full = max(gc.get_freeze_count(), 1)
-        elif gc.get_freeze_count() > 2 * self._frozen_after_full:
+        if self._blocks_after_full is None:  # the heap as the run found it
+            self._blocks_after_full = max(sys.getallocatedblocks(), 1)
+        elif sys.getallocatedblocks() > 2 * self._blocks_after_full:
             gc.unfreeze()
             gc.collect()
             gc.freeze()
-            self._frozen_after_full = max(gc.get_freeze_count(), 1)
+            self._blocks_after_full = max(sys.getallocatedblocks(), 1)
 
     def release(self) -> None:
         """Back to normal collections (a run inside someone else's process ends)."""
-        if self._active and self._frozen_after_full is not None:
+        if self._active and self._blocks_after_full is not None:
             gc.unfreeze()
-            self._frozen_after_full = None
+            self._blocks_after_full = None
