@@ -256,3 +256,20 @@ def test_heap_freezer_leaves_a_process_that_froze_objects_itself_alone():
         assert keep
     finally:
         gc.unfreeze()
+
+
+def test_batches_shrink_from_both_ends_toward_the_middle():
+    """The pool takes batches from the front and this process from the back: every key once,
+    in order, the big batches at the ends and the small ones where the two sides meet."""
+    from coder.batch.runner import _SMALLEST_BATCH, _batches
+
+    for n, workers in ((0, 2), (1, 2), (99, 2), (600, 2), (9_000, 2), (50_000, 4)):
+        batches = _batches(list(range(n)), workers)
+        assert [k for b in batches for k in b] == list(range(n))
+        sizes = [len(b) for b in batches]
+        assert all(0 < s <= 4_000 for s in sizes)
+        if n >= 10 * _SMALLEST_BATCH:
+            middle = sizes.index(min(sizes))
+            assert sizes[:middle] == sorted(sizes[:middle], reverse=True)  # the front: falling
+            assert sizes[middle + 1:] == sorted(sizes[middle + 1:])  # the back: falling from the end
+            assert max(sizes[0], sizes[-1]) >= 4 * min(sizes)
