@@ -273,3 +273,5 @@ def test_batches_shrink_from_both_ends_toward_the_middle():
             assert sizes[:middle] == sorted(sizes[:middle], reverse=True)  # the front: falling
             assert sizes[middle + 1:] == sorted(sizes[middle + 1:])  # the back: falling from the end
             assert max(sizes[0], sizes[-1]) >= 4 * min(sizes)
+        in_order = [len(b) for b in _batches(list(range(n)), workers, both_ends=False)]  # Dask: in order
+        assert sorted(in_order) == sorted(sizes) and in_order[:-1] == sorted(in_order[:-1], reverse=True)

@@ -195,22 +195,25 @@ def _worker_ready() -> None:
     """A task that returns once a worker has started (and loaded its model)."""
 
 
-def _batches(keys: list[Key], workers: int) -> list[list[Key]]:
-    """``keys`` in order, cut into batches that shrink from both ends toward the middle.
+def _batches(keys: list[Key], workers: int, *, both_ends: bool = True) -> list[list[Key]]:
+    """``keys`` in order, cut into batches that shrink toward where the last ones are taken.
 
-    The pool's workers take batches from the front and this process from the back
-    (`LocalBackend._parallel`), so each side's last batches are the small ones where they
-    meet, and neither waits long for the other's last one. With batches of one size (a
-    quarter of the keys over the workers, 250 to 4,000), this process spent 1.5 s of a 7 s
-    survey-like run waiting for the worker's last batch of each chunk. Each size is a share
-    of what is left (guided scheduling), between `_SMALLEST_BATCH` and 4,000 keys.
+    Each size is a share of what is left (guided scheduling), between `_SMALLEST_BATCH` and
+    4,000 keys, so whoever takes the last batches takes small ones and nobody waits long for
+    a big one. ``both_ends``: the pool's workers take batches from the front and this process
+    from the back (`LocalBackend._parallel`), so the batches shrink from both ends toward the
+    middle, where the two sides meet; otherwise (a Dask cluster takes them in order) they
+    shrink from first to last. With batches of one size (a quarter of the keys over the
+    workers, 250 to 4,000), this process spent 1.5 s of a 7 s survey-like run waiting for
+    the worker's last batch of each chunk.
     """
     sizes, left = [], len(keys)
     while left > 0:
         size = min(left, max(_SMALLEST_BATCH, min(4_000, -(-left // (workers * 2)))))
         sizes.append(size)
         left -= size
-    ordered = sizes[0::2] + sizes[1::2][::-1]  # big ones at both ends, small in the middle
+    # Big ones at both ends, small in the middle; or falling in order.
+    ordered = sizes[0::2] + sizes[1::2][::-1] if both_ends else sizes
     starts = np.cumsum([0] + ordered)
     return [keys[lo:hi] for lo, hi in zip(starts[:-1].tolist(), starts[1:].tolist())]
 
@@ -372,7 +375,7 @@ class DaskBackend:
 
         if not keys:
             return []
-        batches = _batches(keys, self.workers)
+        batches = _batches(keys, self.workers, both_ends=False)
         futures = self.client.map(code_keys_on_worker, batches, k=self.k,
                                   scheme=self.scheme, model_dir=self.model_dir,
                                   threshold=self.threshold, decisions=self.decisions, pure=False)
