@@ -155,3 +155,23 @@ def test_decision_snapshot_answers_as_its_store(tmp_path):
 def test_scheduler_needs_dask_engine(tmp_path):
     result = CliRunner().invoke(cli, ["code", "x.csv", "-o", "y.csv", "--column", "a", "--scheduler", "tcp://x:1"])
     assert result.exit_code == 2 and "--engine dask" in result.output
+
+
+def test_worker_coder_keeps_one_model_and_the_latest_snapshots_coder(small_model_dir, tmp_path):
+    """A worker loads its model once; a snapshot gets a coder on that same model, kept while
+    the snapshot's token stands and replaced when another snapshot comes."""
+    from coder.batch import cluster
+    from coder.decisions import DecisionStore, answer_key
+
+    store = DecisionStore(tmp_path / "decisions.sqlite")
+    store.record("soc2000", ("sparky", None, None), answer_key("sparky", None, None), "5241")
+    first = store.snapshot("soc2000")
+    plain = cluster.worker_coder("soc2000", str(small_model_dir))
+    deciding = cluster.worker_coder("soc2000", str(small_model_dir), decisions=first)
+    assert deciding is not plain and deciding.decisions is first
+    assert deciding.model.generator.table_ is plain.model.generator.table_  # one loaded model
+    assert cluster.worker_coder("soc2000", str(small_model_dir), decisions=store.snapshot("soc2000")) is deciding
+    assert deciding.code("sparky").code == "5241"
+    store.record("soc2000", ("sparky", None, None), answer_key("sparky", None, None), "5241")
+    again = cluster.worker_coder("soc2000", str(small_model_dir), decisions=store.snapshot("soc2000"))
+    assert again is not deciding and cluster.worker_coder("soc2000", str(small_model_dir)) is plain
