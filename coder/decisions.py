@@ -467,7 +467,7 @@ class DecisionStore:
     def decided(self, scheme: str) -> list[tuple[Key, str]]:
         """Every decided answer of ``scheme`` with the code that stands; answers with no
         majority are left out (they are evidence of nothing)."""
-        return [(key, d.code) for key, d in self._standing(load_scheme(scheme).name).items() if d.share > 0.5]
+        return _majorities(self._standing(load_scheme(scheme).name))
 
     def snapshot(self, scheme: str) -> DecisionSnapshot:
         """The decisions that stand for ``scheme`` now, in memory: for coders that cannot
@@ -795,12 +795,16 @@ class DecisionSnapshot:
 
     def decided(self, scheme: str) -> list[tuple[Key, str]]:
         """As `DecisionStore.decided`, at the snapshot's moment."""
-        if load_scheme(scheme).name != self.scheme:
-            return []
-        return [(key, d.code) for key, d in self.standing.items() if d.share > 0.5]
+        return _majorities(self.standing) if load_scheme(scheme).name == self.scheme else []
 
     def record(self, *args: object, **kwargs: object) -> Decided:
         raise InputError("a decision snapshot is read-only: record decisions in the store it was taken from")
+
+
+def _majorities(standing: dict[Key, Decided]) -> list[tuple[Key, str]]:
+    """Each answer's code where a majority of its decisions gave it; answers with no majority
+    are left out (they are evidence of nothing)."""
+    return [(key, d.code) for key, d in standing.items() if d.share > 0.5]
 
 
 def _decision(row: tuple) -> Decision:
