@@ -187,6 +187,26 @@ def test_suggest_unbuilt_scheme_is_503_naming_the_fix(client, small_model_dir):
     assert f"coder build --scheme soc90 --model-dir {small_model_dir}" in body["detail"]  # where it serves from
 
 
+def test_warm_up_prepares_the_search_for_many_titles(small_model_dir, monkeypatch):
+    """The first burst of type-ahead users must not pay for what the engine derives on first
+    use: after warm-up, the float32 title vectors of the semantic search for many queries at
+    once exist, even when every warm-up title is an index title (those never reach it)."""
+    import gc
+
+    coder = Coder.load("soc2000", model_dir=small_model_dir, build=False)  # a model of its own
+    titles = [t for t in sorted(set(coder.model.generator.table_.titles_))[::40]
+              if len(t) >= 8 and coder.code(t).candidates[0].method == "exact"][:17]
+    assert len(titles) == 17
+    monkeypatch.setattr(app_module, "WARM_UP_TITLES", tuple(titles))
+    semantic = next(s for s in coder.model.generator.stages_ if s.name == "semantic")
+    assert getattr(semantic, "_titles32", None) is None
+    try:
+        with TestClient(create_app(coder, model_dir=small_model_dir, warm_up=True)):
+            assert getattr(semantic, "_titles32", None) is not None
+    finally:
+        gc.unfreeze()  # warm-up froze this test process's objects
+
+
 # ---------------------------------------------------------------- /code
 def test_code_batch_keeps_order_and_counts(client, small_coder):
     items = [{"title": "nurse"}, {"title": None}, {"title": "", "industry": "shop"},
@@ -394,6 +414,65 @@ def test_suggest_never_500(client, q, industry, description, k):
     assert r.status_code in (200, 422), r.text
     if r.status_code == 200:
         assert r.json()["status"] in {"auto", "refer", "uncodable"}
+
+
+# `GET /suggest` query strings: plain ones, which the short way answers, and near misses it must
+# leave to FastAPI (blank or over-long fields, odd k, repeats, aliases, unknown or unbuilt schemes).
+_suggest_pairs = st.lists(st.one_of(
+    st.tuples(st.just("q"), st.sampled_from(["nurse", "nur", "staff nurse", "caf\u00e9 mgr", " ", "", "x" * 201])
+              | st.text(max_size=8)),
+    st.tuples(st.sampled_from(["industry", "description"]),
+              st.sampled_from(["", " ", "hospital", "x" * 121, "x" * 301]) | st.text(max_size=8)),
+    st.tuples(st.just("k"), st.sampled_from(["1", "5", "05", "20", "0", "21", " 5", "5.0", "+5", "x", ""])),
+    st.tuples(st.just("scheme"), st.sampled_from(["soc2000", "SOC-2000", "soc90", "nope", ""])),
+    st.tuples(st.just("also"), st.sampled_from(["soc2020", "isco08", "soc90", "nope", ""])),
+    st.tuples(st.just("other"), st.text(max_size=4)),
+), max_size=7)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pairs=_suggest_pairs)
+def test_suggest_short_way_answers_as_fastapi_does(client, pairs):
+    from urllib.parse import urlencode
+
+    url = "/suggest?" + urlencode(pairs)
+    app = client.app
+    short, taken = app.short_suggest, []
+
+    async def watched(scope, receive, send):
+        taken.append(await short(scope, receive, send))
+        return taken[-1]
+
+    try:
+        app.short_suggest = watched
+        fast = client.get(url)
+        app.short_suggest = None
+        slow = client.get(url)
+    finally:
+        app.short_suggest = short
+    assert (fast.status_code, fast.headers["content-type"], fast.content) == \
+        (slow.status_code, slow.headers["content-type"], slow.content)
+    plain = [k for k, _ in pairs if k != "also" and k != "other"]
+    if taken[0]:
+        assert fast.status_code == 200 and len(plain) == len(set(plain))
+
+
+def test_suggest_short_way_takes_plain_queries(client):
+    short, taken = client.app.short_suggest, []
+
+    async def watched(scope, receive, send):
+        taken.append(await short(scope, receive, send))
+        return taken[-1]
+
+    client.app.short_suggest = watched
+    try:
+        for params in ({"q": "nurse"}, {"q": "nurs", "k": 3, "industry": "", "also": ["soc2020", "isco08"]},
+                       {"q": "nurse", "scheme": "soc2000", "description": "wards"},  # plain
+                       {"q": " "}, {"q": "nurse", "k": 0}, {"q": "nurse", "scheme": "SOC-2000"}):  # FastAPI's
+            assert client.get("/suggest", params=params).status_code in (200, 422)
+    finally:
+        client.app.short_suggest = short
+    assert taken == [True, True, True, False, False, False]
 
 
 json_values = st.recursive(

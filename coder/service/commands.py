@@ -132,8 +132,7 @@ def worker_app():
     app = create_app(settings["model_dir"], scheme=settings["default"], preload=settings["schemes"],
                      build=False, build_missing=settings["build_missing"], executor=settings["executor"],
                      decisions=settings["store"], warm_up=True)
-    app.add_middleware(_WorkerHeader)
-    return app
+    return _WorkerHeader(app)  # outside the app, so that its short way to /suggest is named too
 
 
 def _run_workers(config, sockets: list[socket.socket], announce: Callable[[], None]) -> None:

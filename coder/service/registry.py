@@ -137,6 +137,12 @@ class Registry:
     def loaded(self) -> list[str]:
         return [name for name, slot in self._slots.items() if slot.coder is not None]
 
+    def ready(self, name: str | None) -> Coder | None:
+        """The loaded coder for ``name`` given exactly as its canonical name (None: the
+        default), or None: not loaded, or a name `get` must first resolve."""
+        slot = self._slots.get(self.default if name is None else name)
+        return None if slot is None else slot.coder
+
     def canonical(self, name: str | None) -> str:
         """Canonical scheme name (the default for None); raises UnknownSchemeError."""
         return self.default if name is None else load_scheme(name).name
