@@ -97,3 +97,20 @@ def test_serve_runs_a_real_server(small_model_dir):
     while not lines.empty():
         seen.append(lines.get())
     assert "GET /suggest" not in "".join(seen), "requests must not be logged without --access-log"
+
+
+def test_a_worker_limits_its_typo_search_threads_with_its_numeric_libraries(small_model_dir, tmp_path, monkeypatch):
+    """rapidfuzz's threads are not the BLAS settings' to limit: each serving process sets them
+    to its engine threads, or two workers on two cores each start a thread per core."""
+    import json
+
+    from coder.service import commands
+    from coder.stages import fuzzy
+
+    monkeypatch.setattr(fuzzy, "THREADS", None)
+    monkeypatch.setenv(commands.WORKER_ENV, json.dumps({
+        "default": "soc2000", "schemes": ["soc2000"], "model_dir": str(small_model_dir), "build_missing": False,
+        "executor": "thread", "store": str(tmp_path / "decisions.sqlite"), "quiet": True, "engine_threads": 1}))
+    app = commands.worker_app()
+    assert fuzzy.THREADS == 1
+    assert app.app.short_suggest is not None  # the worker header wraps the app itself

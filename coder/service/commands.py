@@ -13,11 +13,13 @@ benchmarks/results/service.md) and its own result cache, so a repeated suggestio
 hit in whichever worker has seen it. Each worker listens on a socket of its own (SO_REUSEPORT),
 so the kernel spreads connections evenly over them (see `_run_workers`).
 
-Every serving process (one, or each worker) limits its numeric libraries (BLAS, OpenMP) to
-one thread: its engine runs one call at a time, and on the small matrices of a few titles
-more threads mostly spin. One process on 2 cores with 200 type-ahead clients served as many
-suggestions with 2 threads as with 1, at twice the CPU (3.0 against 1.5 ms each: the other
-core's time, which another worker or process then lacks; benchmarks/results/service.md).
+Every serving process (one, or each worker) limits its numeric libraries (BLAS, OpenMP) and
+its typo search (rapidfuzz) to one thread: its engine runs one call at a time, and on the
+small matrices of a few titles more threads mostly spin. One process on 2 cores with 200
+type-ahead clients served as many suggestions with 2 threads as with 1, at twice the CPU (3.0
+against 1.5 ms each: the other core's time, which another worker or process then lacks;
+benchmarks/results/service.md). Two workers whose typo search still started a thread per core
+had a closed-loop p99 of 89-96 ms; at one thread each, 77-87 ms.
 
 What the workers share lives in the decision store's SQLite file, which several processes
 may use at once: decisions (each suggestion looks its answer up there, so a decision made
@@ -99,6 +101,14 @@ def _log_setup(quiet: bool) -> None:
         logger.addHandler(handler)
 
 
+def _engine_threads(threads: int) -> None:
+    """The typo search's threads (rapidfuzz's, which the BLAS settings do not reach) for a
+    serving process: as many as its numeric libraries may use."""
+    from ..stages import fuzzy
+
+    fuzzy.THREADS = threads
+
+
 class _WorkerHeader:
     """Names the worker process that answered (``X-Coder-Worker: <pid>``) on every response."""
 
@@ -129,6 +139,7 @@ def worker_app():
 
     settings = json.loads(os.environ[WORKER_ENV])
     _log_setup(settings["quiet"])
+    _engine_threads(settings["engine_threads"])
     app = create_app(settings["model_dir"], scheme=settings["default"], preload=settings["schemes"],
                      build=False, build_missing=settings["build_missing"], executor=settings["executor"],
                      decisions=settings["store"], warm_up=True)
@@ -216,8 +227,8 @@ def _is_loopback(host: str) -> bool:
 @click.option("--executor", type=click.Choice(["inline", "thread"]), default="thread", hidden=True,
               help="Where engine calls run (see coder.service.app); for benchmarks.")
 @click.option("--engine-threads", type=click.IntRange(1), default=1, hidden=True,
-              help="Threads each serving process's numeric libraries (BLAS, OpenMP) may use; for "
-                   "benchmarks.")
+              help="Threads each serving process's numeric libraries (BLAS, OpenMP) and typo search "
+                   "(rapidfuzz) may use; for benchmarks.")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @store_option
 @click.option("--queue", "queue_files", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
@@ -294,7 +305,7 @@ def serve(host: str, port: int, scheme: str, extra: str, model_dir: str | None, 
             check_model(name, model_dir, build=not no_build, progress=progress)
         os.environ[WORKER_ENV] = json.dumps({
             "default": default, "schemes": schemes, "model_dir": model_dir, "build_missing": build_missing,
-            "executor": executor, "store": str(store.path), "quiet": quiet})
+            "executor": executor, "store": str(store.path), "quiet": quiet, "engine_threads": engine_threads})
         for var in _BLAS_THREADS:  # read by the numeric libraries as each worker imports them
             os.environ[var] = str(engine_threads)
         config = uvicorn.Config(f"{__name__}:worker_app", factory=True, workers=workers, **options)
@@ -310,6 +321,7 @@ def serve(host: str, port: int, scheme: str, extra: str, model_dir: str | None, 
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(engine_threads)  # the libraries the models loaded; ...
+    _engine_threads(engine_threads)
     for var in _BLAS_THREADS:  # ... and any loaded later (another scheme's model)
         os.environ[var] = str(engine_threads)
     announce()
