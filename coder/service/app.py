@@ -126,12 +126,16 @@ WARM_UP_TITLES = ("nurse", "software engineer", "bus driver", "care assistant", 
 # Coded alone first: a title of the index, and a prefix that is not one (its typo search
 # prepares the index's character bound, `coder.stages.fuzzy`).
 WARM_UP_ALONE = ("nurse", "sof")
-# Then coded together: the titles, and their first four characters as type-ahead sends them.
-# The prefixes miss the index, so they go through the searches for many queries at once: the
-# first such search makes a float32 copy of the title vectors (`coder.stages.semantic`), 60 ms
-# that fell on the first burst of users when only whole titles warmed up.
+
+
 def _warm_up_batch(titles: Sequence[str]) -> list[str]:
+    """What warm-up codes together: the titles, and their first four characters as type-ahead
+    sends them. The prefixes miss the index, so they go through the searches for many queries
+    at once: the first such search makes a float32 copy of the title vectors
+    (`coder.stages.semantic`), 60 ms that fell on the first burst of users when only whole
+    titles warmed up."""
     return [*titles, *dict.fromkeys(title[:4] for title in titles)]
+
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text} for status, text in {
@@ -407,8 +411,8 @@ def create_app(
         stale, unless ``build`` is False: then a missing one fails the start-up).
     warm_up : bool
         Before serving, code a few titles with each coder loaded at start-up, alone and
-        together with their first letters (`WARM_UP_TITLES`), and read the index entries behind follow-up prompts, so
-        the first users do not wait for what the engine prepares on its first calls; then
+        together with their first letters (`_warm_up_batch`), and read the index entries
+        behind follow-up prompts, so the first users do not wait for what the engine prepares on its first calls; then
         move everything loaded out of the garbage collector's sight (`gc.freeze`: the whole
         process's objects, so for a process that serves and nothing else). ``coder serve``
         does.
@@ -605,9 +609,10 @@ def create_app(
             return False
         try:
             result = await suggestions.code(coder, q, _given(industry), _given(description), k)
-        except Exception:  # FastAPI's way codes it again and answers the error as it does
+            response = JSONResponse(_coding(result, coder, also=also))
+        except Exception:  # FastAPI's way codes it again and answers the error as it does (JSON)
             return False
-        await JSONResponse(_coding(result, coder, also=also))(scope, receive, send)
+        await response(scope, receive, send)
         return True
 
     app.short_suggest = short_suggest
