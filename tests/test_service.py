@@ -11,6 +11,7 @@ import json
 import re
 import threading
 import warnings
+from contextlib import contextmanager
 
 import pytest
 
@@ -430,26 +431,33 @@ _suggest_pairs = st.lists(st.one_of(
 ), max_size=7)
 
 
-@settings(max_examples=150, deadline=None)
-@given(pairs=_suggest_pairs)
-def test_suggest_short_way_answers_as_fastapi_does(client, pairs):
-    from urllib.parse import urlencode
-
-    url = "/suggest?" + urlencode(pairs)
-    app = client.app
+@contextmanager
+def short_way(app, on: bool = True):
+    """The app's short way to /suggest watched (yields whether it answered, per request), or
+    turned off."""
     short, taken = app.short_suggest, []
 
     async def watched(scope, receive, send):
         taken.append(await short(scope, receive, send))
         return taken[-1]
 
+    app.short_suggest = watched if on else None
     try:
-        app.short_suggest = watched
-        fast = client.get(url)
-        app.short_suggest = None
-        slow = client.get(url)
+        yield taken
     finally:
         app.short_suggest = short
+
+
+@settings(max_examples=150, deadline=None)
+@given(pairs=_suggest_pairs)
+def test_suggest_short_way_answers_as_fastapi_does(client, pairs):
+    from urllib.parse import urlencode
+
+    url = "/suggest?" + urlencode(pairs)
+    with short_way(client.app) as taken:
+        fast = client.get(url)
+    with short_way(client.app, on=False):
+        slow = client.get(url)
     assert (fast.status_code, fast.headers["content-type"], fast.content) == \
         (slow.status_code, slow.headers["content-type"], slow.content)
     plain = [k for k, _ in pairs if k != "also" and k != "other"]
@@ -458,20 +466,11 @@ def test_suggest_short_way_answers_as_fastapi_does(client, pairs):
 
 
 def test_suggest_short_way_takes_plain_queries(client):
-    short, taken = client.app.short_suggest, []
-
-    async def watched(scope, receive, send):
-        taken.append(await short(scope, receive, send))
-        return taken[-1]
-
-    client.app.short_suggest = watched
-    try:
+    with short_way(client.app) as taken:
         for params in ({"q": "nurse"}, {"q": "nurs", "k": 3, "industry": "", "also": ["soc2020", "isco08"]},
                        {"q": "nurse", "scheme": "soc2000", "description": "wards"},  # plain
                        {"q": " "}, {"q": "nurse", "k": 0}, {"q": "nurse", "scheme": "SOC-2000"}):  # FastAPI's
             assert client.get("/suggest", params=params).status_code in (200, 422)
-    finally:
-        client.app.short_suggest = short
     assert taken == [True, True, True, False, False, False]
 
 
