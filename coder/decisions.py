@@ -783,19 +783,23 @@ class DecisionSnapshot:
     def __repr__(self) -> str:
         return f"DecisionSnapshot({self.scheme!r}, {len(self.standing):,} answers)"
 
+    def _holds(self, scheme: str) -> bool:
+        """Whether ``scheme`` (any of its names) is this snapshot's: others have no decisions."""
+        return load_scheme(scheme).name == self.scheme
+
     def count(self, scheme: str | None = None) -> int:
         """Answers decided (for ``scheme``: this snapshot's, or none for another scheme)."""
-        return len(self.standing) if scheme is None or load_scheme(scheme).name == self.scheme else 0
+        return len(self.standing) if scheme is None or self._holds(scheme) else 0
 
     def lookup(self, scheme: str, keys: Sequence[Key]) -> dict[Key, Decided]:
         """The decision that stood for each of ``keys`` that had one."""
-        if load_scheme(scheme).name != self.scheme:
+        if not self._holds(scheme):
             return {}
         return {key: self.standing[key] for key in map(tuple, keys) if key in self.standing}
 
     def decided(self, scheme: str) -> list[tuple[Key, str]]:
         """As `DecisionStore.decided`, at the snapshot's moment."""
-        return _majorities(self.standing) if load_scheme(scheme).name == self.scheme else []
+        return _majorities(self.standing) if self._holds(scheme) else []
 
     def record(self, *args: object, **kwargs: object) -> Decided:
         raise InputError("a decision snapshot is read-only: record decisions in the store it was taken from")

@@ -594,7 +594,11 @@ def create_app(
         """Code one job title: candidates best first, with a status and reason."""
         if not has_text(q):
             raise ApiError(422, "invalid_request", "q: must contain some text, not only spaces")
-        coder = await registry.get(scheme)
+        return await suggestion(await registry.get(scheme), q, industry, description, k, also)
+
+    async def suggestion(coder: Coder, q: str, industry: str | None, description: str | None, k: int,
+                         also: Sequence[str]) -> JSONResponse:
+        """`GET /suggest`'s answer, whichever way the request came (`suggest`, `short_suggest`)."""
         result = await suggestions.code(coder, q, _given(industry), _given(description), k)
         return JSONResponse(_coding(result, coder, also=also))
 
@@ -608,8 +612,7 @@ def create_app(
         if coder is None:  # not loaded yet, or a name to resolve
             return False
         try:
-            result = await suggestions.code(coder, q, _given(industry), _given(description), k)
-            response = JSONResponse(_coding(result, coder, also=also))
+            response = await suggestion(coder, q, industry, description, k, also)
         except Exception:  # FastAPI's way codes it again and answers the error as it does (JSON)
             return False
         await response(scope, receive, send)
